@@ -216,3 +216,23 @@ func TestRunCancelled(t *testing.T) {
 		t.Error("cancelled context: no error")
 	}
 }
+
+func TestCost(t *testing.T) {
+	H, L := 64, 131072
+	cases := []struct {
+		m    Method
+		want float64
+	}{
+		{Method{Kind: DSA}, 64 * 131072},
+		{Method{Kind: MISA, Heads: 8, Block: 1024, Router: RouterPooled}, 8*131072 + 64*128},
+		{Method{Kind: MISADagger, Heads: 8, Block: 1024, Router: RouterPooled, Stage1: 8192}, 8*131072 + 64*128 + 64*8192},
+		{Method{Kind: MISA, Heads: 8, Router: RouterQNorm}.Normalize(), 8*131072 + 64},
+		{Method{Kind: MISA, Heads: 8, Router: RouterOracle}.Normalize(), 8*131072 + 64*131072},
+		{Method{Kind: HISA, HisaBlock: 128, HisaBlocks: 64}, 64*1024 + 64*64*128},
+	}
+	for _, c := range cases {
+		if got := c.m.Cost(H, L); got != c.want {
+			t.Errorf("%s: cost %v, want %v", c.m.Name(), got, c.want)
+		}
+	}
+}

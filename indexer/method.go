@@ -169,16 +169,29 @@ func (m Method) Validate(H int) error {
 }
 
 // Cost is the number of length-D dot products a method spends on a query
-// that sees L keys, for a model with H heads (DESIGN.md §1).
+// that sees L keys, for a model with H heads (DESIGN.md §1). The router's
+// share depends on the router: pooled H·⌈L/B⌉, selfkey and qnorm H (one dot
+// product or norm per head), oracle H·L (it needs DSA's own scores, so it is
+// an upper bound, never a saving).
 func (m Method) Cost(H, L int) float64 {
 	ceil := func(a, b int) float64 { return float64((a + b - 1) / b) }
 	switch m.Kind {
-	case MISA:
-		return float64(m.Heads*L) + float64(H)*ceil(L, m.Block)
-	case MISADagger:
-		return float64(m.Heads*L) + float64(H)*ceil(L, m.Block) + float64(H*m.Stage1)
+	case MISA, MISADagger:
+		c := float64(m.Heads * L)
+		switch m.Router {
+		case RouterPooled:
+			c += float64(H) * ceil(L, max(m.Block, 1))
+		case RouterOracle:
+			c += float64(H * L)
+		default:
+			c += float64(H)
+		}
+		if m.Kind == MISADagger {
+			c += float64(H * m.Stage1)
+		}
+		return c
 	case HISA:
-		return float64(H)*ceil(L, m.HisaBlock) + float64(H*m.HisaBlocks*m.HisaBlock)
+		return float64(H)*ceil(L, max(m.HisaBlock, 1)) + float64(H*m.HisaBlocks*m.HisaBlock)
 	}
 	return float64(H * L)
 }
