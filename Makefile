@@ -8,6 +8,8 @@ LDFLAGS := -X main.version=$(VERSION)
 
 all: build
 
+include cuda.mk
+
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/misabench
 

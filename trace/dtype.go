@@ -359,6 +359,30 @@ func encodeRaw(dst []byte, src []float32, d DType) int {
 	return -1
 }
 
+// fp8Scales sets scale[g] to the ue8m0 scale of src[g*group:(g+1)*group].
+func fp8Scales(scale, src []float32, group int) {
+	for g := range scale {
+		var amax float32
+		for _, v := range src[g*group : (g+1)*group] {
+			amax = max(amax, absF32(v))
+		}
+		scale[g] = ue8m0Scale(amax)
+	}
+}
+
+// QuantizeE4M3 quantises src to F8_E4M3 the way DeepSeek's act_quant does
+// with ue8m0 scales: one power-of-two scale per run of group values (a
+// token's key, or one head of a query), dst[i] = E4M3(src[i]/scale). It is
+// the trace writer's encoding, exported for the GPU benchmarks, which feed
+// FP8 tensors straight to the kernels. len(src) must be a multiple of group.
+func QuantizeE4M3(dst []byte, scale []float32, src []float32, group int) {
+	if group < 1 || len(src)%group != 0 || len(scale) != len(src)/group || len(dst) < len(src) {
+		panic(fmt.Sprintf("trace: QuantizeE4M3: %d values, group %d, %d scales, %d bytes", len(src), group, len(scale), len(dst)))
+	}
+	fp8Scales(scale, src, group)
+	encodeE4M3Scaled(dst, src, scale, group)
+}
+
 // encodeE4M3Scaled stores src[i]/scale as F8_E4M3, one scale per run of group
 // elements. Division by a power of two is exact, so the only rounding is the
 // final one to E4M3.

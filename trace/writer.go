@@ -263,13 +263,7 @@ func (w *Writer) writeInput(l int, what string, vals []float32, dt DType, group 
 	var scale []float32
 	if dt == DTypeF8E4M3 {
 		scale = make([]float32, len(vals)/group)
-		for i := range scale {
-			var amax float32
-			for _, v := range vals[i*group : (i+1)*group] {
-				amax = max(amax, absF32(v))
-			}
-			scale[i] = ue8m0Scale(amax)
-		}
+		fp8Scales(scale, vals, group)
 		sb := make([]byte, 4*len(scale))
 		encodeRaw(sb, scale, DTypeF32)
 		if err := w.writeAt(layerTensorName(l, what+"_scale"), sb, 0); err != nil {

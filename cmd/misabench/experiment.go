@@ -312,7 +312,13 @@ func (o *ExperimentOptions) prepare(stderr io.Writer) (*experiment, error) {
 		closeAll()
 		return nil, err
 	}
-	return &experiment{opts: *o, methods: methods, sources: srcs, synthetic: synthetic, backend: backend, close: closeAll}, nil
+	closeBoth := func() {
+		if c, ok := backend.(io.Closer); ok {
+			c.Close()
+		}
+		closeAll()
+	}
+	return &experiment{opts: *o, methods: methods, sources: srcs, synthetic: synthetic, backend: backend, close: closeBoth}, nil
 }
 
 // layerCount is the number of layers the run will evaluate.
