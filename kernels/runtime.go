@@ -23,20 +23,6 @@ import (
 	"gorgonia.org/cu"
 )
 
-// DeviceInfo describes one CUDA device, for `misabench devices`.
-type DeviceInfo struct {
-	Index        int
-	Name         string
-	Major, Minor int    // compute capability
-	Arch         string // the NVRTC target kernels are built for, e.g. sm_90a
-	MemoryBytes  int64
-	SMs          int
-	L2Bytes      int
-	Driver       string // CUDA version the driver supports, e.g. "13.0"
-	NVRTC        string // NVRTC version, "" when it cannot be loaded
-	NVRTCError   string // why NVRTC cannot be loaded, "" when it can
-}
-
 func versionString(v int) string { return fmt.Sprintf("%d.%d", v/1000, v%1000/10) }
 
 // Devices lists the CUDA devices with the driver and NVRTC versions. An

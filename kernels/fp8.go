@@ -1,0 +1,103 @@
+//go:build cuda
+
+package kernels
+
+import (
+	"fmt"
+
+	"gorgonia.org/cu"
+)
+
+// Launch code for fp8logits.cu and fp8route.cu: the FP8 tensor-core path
+// that `misabench kernel` times (research/kernels.md §1.1's contract).
+
+const (
+	fp8Threads = 256 // F8_THREADS
+	fp8RowB    = 144 // F8_ROWB
+	fp8Stages  = 3   // F8_STAGES
+)
+
+// fp8Layout mirrors fp8_logits_body's tiling: queries per CTA, key tile and
+// dynamic shared memory for a head count; one query per CTA when single.
+func fp8Layout(heads int, single bool) (qb, tile, smem int, err error) {
+	switch heads {
+	case 8, 16, 32, 64:
+	default:
+		return 0, 0, 0, fmt.Errorf("kernels: the FP8 logits kernel takes 8, 16, 32 or 64 heads, not %d", heads)
+	}
+	qb = 128 / heads
+	if single {
+		qb = 1
+	}
+	cols := qb * heads
+	ch := max(1, cols/64)
+	tile = 32 * (8 / ch)
+	return qb, tile, (cols + fp8Stages*tile) * fp8RowB, nil
+}
+
+// fp8Args are the operands of one fp8_logits launch.
+type fp8Args struct {
+	heads  int
+	single bool   // one query per CTA (decode, or kidx)
+	q8     buffer // [M][heads][128] E4M3
+	k8     buffer // [N][128] E4M3 (per sequence when rowsPerSeq > 0)
+	ks     buffer // [N] float32 key scales
+	w      buffer // [M][heads] float32, q scales folded in
+	ke     buffer // [M] int32: keys (or candidates) row m scores
+	M      int
+	maxKe  int // the largest ke
+	ld     int // logits row stride (floats)
+	split  int // keys per CTA along the key axis (0: all)
+	// rowsPerSeq > 0: rows m use sequence m / rowsPerSeq of seqKeys keys.
+	rowsPerSeq, seqKeys int
+	kidx                buffer // [M][kidxLd] int32 candidate keys, or zero
+	kidxLd              int
+	out                 buffer // [M][ld] float32
+}
+
+func (d *device) fp8Logits(a fp8Args) error {
+	if d.info.Major*10+d.info.Minor < 89 {
+		return fmt.Errorf("kernels: FP8 tensor-core logits need compute capability 8.9 or newer; %s has %d.%d", d.info.Name, d.info.Major, d.info.Minor)
+	}
+	if a.kidx.p != 0 && !a.single {
+		return fmt.Errorf("kernels: fp8Logits: candidate lists need one query per CTA")
+	}
+	qb, _, smem, err := fp8Layout(a.heads, a.single)
+	if err != nil {
+		return err
+	}
+	split := a.split
+	if split <= 0 {
+		split = max(a.maxKe, 1)
+	}
+	g := dims{(a.M + qb - 1) / qb, (a.maxKe + split - 1) / split, 1}
+	return d.launch(fmt.Sprintf("fp8_logits_h%d_q%d", a.heads, qb), g, fp8Threads, smem,
+		a.q8, a.k8, a.ks, a.w, a.ke, a.M, split, a.ld, a.rowsPerSeq, a.seqKeys, a.kidx, a.kidxLd, a.out)
+}
+
+// fp8GatherHeads copies each row's h routed heads (heads [M][h] int32,
+// ascending) and their weights into dense [M][h] tensors.
+func (d *device) fp8GatherHeads(q8, w, heads buffer, M, H, h int, q8r, wr buffer) error {
+	return d.launch("fp8_gather_heads", dims{M, 1, 1}, 128, 0, q8, w, heads, M, H, h, q8r, wr)
+}
+
+// uploadAt copies s into b starting at byte offset off (one sequence of a
+// batch of key caches).
+func uploadAt[T any](b buffer, off int, s []T) error {
+	if len(s) == 0 {
+		return nil
+	}
+	sub := buffer{p: b.p + cu.DevicePtr(off), bytes: b.bytes - int64(off)}
+	return upload(sub, s)
+}
+
+// memcpyDtoD copies n bytes between device buffers.
+func memcpyDtoD(dst, src buffer, n int64) error {
+	if n > dst.bytes || n > src.bytes {
+		return fmt.Errorf("kernels: internal: copy of %d bytes between %d- and %d-byte buffers", n, src.bytes, dst.bytes)
+	}
+	if err := cu.MemcpyDtoD(dst.p, src.p, n); err != nil {
+		return fmt.Errorf("kernels: device copy of %d bytes: %v", n, err)
+	}
+	return nil
+}

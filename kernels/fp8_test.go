@@ -1,0 +1,188 @@
+//go:build cuda
+
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/misabench/misabench/trace"
+)
+
+// e4m3 decodes one E4M3 (fn) byte; the test inputs never hold NaN.
+func e4m3(b byte) float64 {
+	sign := 1.0
+	if b&0x80 != 0 {
+		sign = -1
+	}
+	e, m := int(b>>3)&0xF, float64(b&7)
+	if e == 0 {
+		return sign * m / 8 * math.Ldexp(1, -6)
+	}
+	return sign * (1 + m/8) * math.Ldexp(1, e-7)
+}
+
+// fp8Case is a random FP8 problem: q [M][H][128], k [N][128] with scales,
+// w with the q scales folded in, as DeepSeek's indexer feeds the kernel.
+type fp8Case struct {
+	H, N, M int
+	q8, k8  []byte
+	ks, w   []float32
+	ke      []int32
+}
+
+func newFP8Case(rng *rand.Rand, H, N, M int) *fp8Case {
+	c := &fp8Case{H: H, N: N, M: M}
+	qf := make([]float32, M*H*128)
+	for i := range qf {
+		qf[i] = float32(rng.NormFloat64())
+	}
+	kf := make([]float32, N*128)
+	for i := range kf {
+		kf[i] = float32(rng.NormFloat64()) * float32(1+rng.IntN(3))
+	}
+	c.q8, c.k8 = make([]byte, len(qf)), make([]byte, len(kf))
+	qs := make([]float32, M*H)
+	c.ks = make([]float32, N)
+	trace.QuantizeE4M3(c.q8, qs, qf, 128)
+	trace.QuantizeE4M3(c.k8, c.ks, kf, 128)
+	c.w = make([]float32, M*H)
+	for i := range c.w {
+		c.w[i] = float32(rng.NormFloat64()) * qs[i]
+	}
+	c.ke = make([]int32, M)
+	for i := range c.ke {
+		c.ke[i] = int32(1 + rng.IntN(N))
+	}
+	slices.Sort(c.ke)
+	c.ke[M-1] = int32(N)
+	return c
+}
+
+// ref is the float64 logit of row m, key s, and the sum of the magnitudes
+// of its terms (the scale for the tolerance).
+func (c *fp8Case) ref(m, s int) (v, mag float64) {
+	for h := 0; h < c.H; h++ {
+		var dot, adot float64
+		for x := 0; x < 128; x++ {
+			p := e4m3(c.q8[(m*c.H+h)*128+x]) * e4m3(c.k8[s*128+x])
+			dot += p
+			adot += math.Abs(p)
+		}
+		v += float64(c.w[m*c.H+h]) * max(dot, 0)
+		mag += math.Abs(float64(c.w[m*c.H+h])) * adot
+	}
+	return v * float64(c.ks[s]), mag * float64(c.ks[s])
+}
+
+// FP8 MMA keeps about 14 mantissa bits in its accumulator on Hopper
+// (DeepSeek-V3 report); 2e-3 of the term magnitudes leaves room for that.
+const fp8Tol = 2e-3
+
+func TestFP8LogitsMatchReference(t *testing.T) {
+	g := testGPU(t)
+	rng := rand.New(rand.NewPCG(42, 7))
+	for _, H := range []int{64, 32, 16, 8} {
+		for _, mode := range []string{"tile", "single", "kidx"} {
+			t.Run(fmt.Sprintf("H=%d/%s", H, mode), func(t *testing.T) {
+				c := newFP8Case(rng, H, 1000+rng.IntN(3000), 5+rng.IntN(40))
+				ld := c.N + 7
+				var cand []int32
+				candLd := 0
+				ke := slices.Clone(c.ke)
+				if mode == "kidx" {
+					// Each row scores a random subset of its keys.
+					candLd = 300
+					cand = make([]int32, c.M*candLd)
+					for m := 0; m < c.M; m++ {
+						perm := rng.Perm(int(c.ke[m]))
+						n := min(len(perm), 1+rng.IntN(candLd))
+						for i := 0; i < n; i++ {
+							cand[m*candLd+i] = int32(perm[i])
+						}
+						ke[m] = int32(n)
+					}
+				}
+				out := make([]float32, c.M*ld)
+				err := g.d.do(func() error {
+					var a arena
+					defer a.free()
+					bq, _ := a.alloc(int64(len(c.q8)), "q8")
+					bk, _ := a.alloc(int64(len(c.k8)), "k8")
+					bks, _ := a.alloc(int64(4*len(c.ks)), "ks")
+					bw, _ := a.alloc(int64(4*len(c.w)), "w")
+					bke, _ := a.alloc(int64(4*len(ke)), "ke")
+					bo, err := a.alloc(int64(4*len(out)), "out")
+					if err != nil {
+						return err
+					}
+					var bc buffer
+					if cand != nil {
+						if bc, err = a.alloc(int64(4*len(cand)), "cand"); err != nil {
+							return err
+						}
+						if err := upload(bc, cand); err != nil {
+							return err
+						}
+					}
+					for _, e := range []error{upload(bq, c.q8), upload(bk, c.k8), upload(bks, c.ks), upload(bw, c.w), upload(bke, ke), poison(bo, 0xFFFFFFFF)} {
+						if e != nil {
+							return e
+						}
+					}
+					maxKe := int(slices.Max(ke))
+					if err := g.d.fp8Logits(fp8Args{heads: H, single: mode != "tile", q8: bq, k8: bk, ks: bks, w: bw, ke: bke,
+						M: c.M, maxKe: maxKe, ld: ld, split: 1024, kidx: bc, kidxLd: candLd, out: bo}); err != nil {
+						return err
+					}
+					return download(out, bo)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var worst float64
+				checked := 0
+				for m := 0; m < c.M; m++ {
+					want := map[int]bool{}
+					if cand != nil {
+						for i := 0; i < int(ke[m]); i++ {
+							want[int(cand[m*candLd+i])] = true
+						}
+					}
+					for s := 0; s < c.N; s++ {
+						got := out[m*ld+s]
+						scored := s < int(c.ke[m])
+						if cand != nil {
+							scored = want[s]
+						}
+						if !scored {
+							// Tile mode may write keys past a row's own range
+							// (up to the CTA's); kidx mode must write only its
+							// candidates.
+							if cand != nil && !math.IsNaN(float64(got)) {
+								t.Fatalf("row %d key %d: written (%v) but not a candidate", m, s, got)
+							}
+							continue
+						}
+						if math.IsNaN(float64(got)) || math.IsInf(float64(got), 0) {
+							t.Fatalf("row %d key %d: not written (%v)", m, s, got)
+						}
+						v, mag := c.ref(m, s)
+						e := math.Abs(float64(got) - v)
+						if e > fp8Tol*mag+1e-30 {
+							t.Fatalf("row %d key %d: %v, reference %v (magnitude %v)", m, s, got, v, mag)
+						}
+						if mag > 0 {
+							worst = max(worst, e/mag)
+						}
+						checked++
+					}
+				}
+				t.Logf("H=%d %s: N=%d M=%d, %d logits checked, worst error %.2e of the term magnitudes", H, mode, c.N, c.M, checked, worst)
+			})
+		}
+	}
+}

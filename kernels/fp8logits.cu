@@ -1,0 +1,228 @@
+// fp8logits.cu — index logits from FP8 (E4M3) q and k on the tensor cores,
+// the input contract of DeepGEMM's fp8_mqa_logits (research/kernels.md §1.1):
+//
+//   out[m, s] = ks[s] · Σ_{h < HEADS} w[m, h] · ReLU(q8[m, h] · k8[s])
+//
+// for every key s of the CTA's range [0, max ke of its rows); the caller's
+// top-k reads only s < ke[m]. q's per-(row, head) scale is folded into w, as
+// DeepSeek's indexer does. DSA calls it with all H heads; MISA with each
+// row's routed heads gathered into a [M][h][128] tensor (fp8route.cu).
+//
+// FLOPs: 2·HEADS·128 per (row, key): 1.10e12 for DSA at 1024 rows × 65536
+//   keys × 64 heads, 1.37e11 for MISA h = 8.
+// Bytes (floor): K N·132 (8.7 MB at 65536), Q M·HEADS·128, w M·HEADS·4, the
+//   fp32 logits M·L·4 written once (268 MB at 1024 × 65536). Each CTA re-reads
+//   its key range from L2.
+//
+// Version 3 (NOTES.md): mma.sync m16n8k32 e4m3 (the pre-wgmma tensor-core
+// path). Keys are the M operand and (query, head) pairs the N operand, as in
+// DeepGEMM: a CTA holds 128/HEADS queries × HEADS heads = 128 columns of Q
+// in shared memory for its whole life and streams 128-key tiles of K through
+// a 3-stage cp.async pipeline. 8 warps: 4 key groups of 32 × 2 column halves
+// of 64; each warp issues 2 × 8 MMAs per 32-byte k-step from ldmatrix
+// fragments (rows padded to 144 bytes: conflict-free). The epilogue applies
+// ReLU·w in registers, sums a query's heads across n-tiles and the 4-lane
+// quad, scales by ks and stores straight to global memory.
+
+#define F8_D 128
+#define F8_ROWB 144
+#define F8_STAGES 3
+#define F8_THREADS 256
+
+__device__ __forceinline__ void f8_cp_async16(void* smem, const void* gmem, int srcBytes) {
+    const u32 s = (u32)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(srcBytes));
+}
+__device__ __forceinline__ void f8_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void f8_cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+__device__ __forceinline__ void f8_ldsm_x4(u32& r0, u32& r1, u32& r2, u32& r3, const void* p) {
+    const u32 s = (u32)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(s));
+}
+
+__device__ __forceinline__ void f8_mma(float* c, const u32* a, u32 b0, u32 b1) {
+#if __CUDA_ARCH__ >= 890
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    __trap();  // FP8 MMA needs sm_89 or newer; the Go side refuses older cards
+#endif
+}
+
+// COLS = QB·HEADS columns (8 … 128). CH column halves of 64 (1 when COLS ≤ 64),
+// KG = 8 / CH key groups of 32 keys, TILE = 32·KG keys per stage; each warp
+// owns NTW n-tiles of 8 columns. Decode (one query per sequence) uses
+// QB = 1; prefill packs QB = 128 / HEADS queries per CTA.
+template <int HEADS, int QB>
+__device__ __forceinline__ void fp8_logits_body(
+    const unsigned char* __restrict__ q8, const unsigned char* __restrict__ k8,
+    const float* __restrict__ ks, const float* __restrict__ w, const int* __restrict__ ke,
+    i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* __restrict__ kidx, i64 kidxLd,
+    float* __restrict__ out) {
+    constexpr int COLS = QB * HEADS;
+    constexpr int CH = COLS >= 64 ? COLS / 64 : 1;
+    constexpr int NTW = COLS / (8 * CH);    // n-tiles per warp
+    constexpr int KG = 8 / CH;
+    constexpr int TILE = 32 * KG;
+    constexpr int NTQ = HEADS / 8;          // n-tiles per query
+    constexpr int QPW = NTW / NTQ;          // queries per warp
+    extern __shared__ __align__(128) unsigned char f8smem[];
+    unsigned char* Qs = f8smem;                 // [COLS][ROWB]
+    unsigned char* Ks = Qs + COLS * F8_ROWB;    // [STAGES][TILE][ROWB]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int kg = warp % KG, nh = warp / KG;
+    const i64 m0 = (i64)blockIdx.x * QB;
+    if (m0 >= M) return;
+    const int nq = (int)min((i64)QB, M - m0);
+    // Rows of one CTA share one sequence's keys: rowsPerSeq 0 means every
+    // row sees the same K (prefill); 1 gives each row its own (decode).
+    if (rowsPerSeq > 0) {
+        const i64 seq = m0 / rowsPerSeq;
+        k8 += seq * seqKeys * F8_D;
+        ks += seq * seqKeys;
+    }
+    i64 kmax = 0;
+    for (int r = 0; r < nq; ++r) kmax = max(kmax, (i64)ke[m0 + r]);
+    const i64 s0 = (i64)blockIdx.y * keysPerSplit;
+    if (s0 >= kmax) return;
+    const i64 s1 = min(s0 + keysPerSplit, kmax);
+    const int ntiles = (int)((s1 - s0 + TILE - 1) / TILE);
+
+    // Q: column c is (query c / HEADS, head c % HEADS); queries past M are
+    // zero-filled.
+    for (int c = tid; c < COLS * 8; c += F8_THREADS) {
+        const int row = c >> 3, ch = c & 7, r = row / HEADS;
+        const unsigned char* src = q8 + ((m0 + min(r, nq - 1)) * HEADS + row % HEADS) * F8_D + ch * 16;
+        f8_cp_async16(Qs + row * F8_ROWB + ch * 16, src, r < nq ? 16 : 0);
+    }
+    // With kidx (QB = 1 only), key slot s of row m0 is key kidx[m0, s] and
+    // its logit is written at that key's column: MISA† re-ranks its stage-1
+    // candidates, HISA its blocks' tokens, and topk_rows reads them back
+    // through the same candidate list.
+    const int* kx = kidx ? kidx + m0 * kidxLd : (const int*)0;
+    auto loadK = [&](int t) {
+        const i64 base = s0 + (i64)t * TILE;
+        unsigned char* dst = Ks + (t % F8_STAGES) * TILE * F8_ROWB;
+        for (int c = tid; c < TILE * 8; c += F8_THREADS) {
+            const int row = c >> 3, ch = c & 7;
+            const i64 s = base + row;
+            const bool ok = s < s1;
+            const i64 key = ok ? (kx ? (i64)kx[s] : s) : 0;
+            f8_cp_async16(dst + row * F8_ROWB + ch * 16, k8 + key * F8_D + ch * 16, ok ? 16 : 0);
+        }
+    };
+
+    float wr[NTW][2];
+#pragma unroll
+    for (int j = 0; j < NTW; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int col = 64 * nh + 8 * j + 2 * (lane & 3) + e, r = col / HEADS;
+            wr[j][e] = r < nq ? w[(m0 + r) * HEADS + col % HEADS] : 0.f;
+        }
+
+    // Prologue: group 0 holds Q and tile 0, group 1 tile 1.
+#pragma unroll
+    for (int st = 0; st < F8_STAGES - 1; ++st) {
+        if (st < ntiles) loadK(st);
+        f8_cp_commit();
+    }
+    for (int t = 0; t < ntiles; ++t) {
+        f8_cp_wait1();
+        __syncthreads();  // tile t visible to all; the slot of tile t-1 is free
+        if (t + F8_STAGES - 1 < ntiles) loadK(t + F8_STAGES - 1);
+        f8_cp_commit();
+
+        const unsigned char* Kt = Ks + (t % F8_STAGES) * TILE * F8_ROWB;
+        float acc[2][NTW][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int j = 0; j < NTW; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[mt][j][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            u32 a[2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt)
+                f8_ldsm_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3],
+                           Kt + (32 * kg + 16 * mt + (lane & 15)) * F8_ROWB + kk * 32 + (lane >> 4) * 16);
+            if constexpr (NTW == 1) {
+                // x4 over one n-tile: matrices 2 and 3 repeat 0 and 1.
+                u32 b0, b1, b2, b3;
+                f8_ldsm_x4(b0, b1, b2, b3,
+                           Qs + (64 * nh + (lane & 7)) * F8_ROWB + kk * 32 + ((lane >> 3) & 1) * 16);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) f8_mma(acc[mt][0], a[mt], b0, b1);
+            } else {
+#pragma unroll
+                for (int p = 0; p < NTW / 2; ++p) {
+                    u32 b0, b1, b2, b3;
+                    f8_ldsm_x4(b0, b1, b2, b3,
+                               Qs + (64 * nh + 16 * p + ((lane >> 4) << 3) + (lane & 7)) * F8_ROWB + kk * 32 +
+                                   ((lane >> 3) & 1) * 16);
+#pragma unroll
+                    for (int mt = 0; mt < 2; ++mt) {
+                        f8_mma(acc[mt][2 * p], a[mt], b0, b1);
+                        f8_mma(acc[mt][2 * p + 1], a[mt], b2, b3);
+                    }
+                }
+            }
+        }
+
+        const i64 tb = s0 + (i64)t * TILE + 32 * kg;
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+                const i64 s = tb + 16 * mt + 8 * hr + (lane >> 2);
+                float part[QPW];
+#pragma unroll
+                for (int qi = 0; qi < QPW; ++qi) part[qi] = 0.f;
+#pragma unroll
+                for (int j = 0; j < NTW; ++j)
+                    part[j / NTQ] += wr[j][0] * relu(acc[mt][j][2 * hr]) + wr[j][1] * relu(acc[mt][j][2 * hr + 1]);
+#pragma unroll
+                for (int qi = 0; qi < QPW; ++qi) {
+                    part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 1);
+                    part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 2);
+                }
+                if (s < s1) {
+                    const i64 key = kx ? (i64)kx[s] : s;
+                    const float sc = ks[key];
+#pragma unroll
+                    for (int qi = 0; qi < QPW; ++qi) {
+                        const int r = nh * QPW + qi;
+                        if ((qi & 3) == (lane & 3) && r < nq) out[(m0 + r) * ld + key] = part[qi] * sc;
+                    }
+                }
+            }
+    }
+}
+
+#define F8_LOGITS(H, QB)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_logits_h##H##_q##QB(                  \
+        const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
+        i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
+        float* out) {                                                                                    \
+        fp8_logits_body<H, QB>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx, kidxLd, \
+                               out);                                                                     \
+    }
+// prefill: 128 columns per CTA
+F8_LOGITS(8, 16)
+F8_LOGITS(16, 8)
+F8_LOGITS(32, 4)
+F8_LOGITS(64, 2)
+// decode, and re-ranking gathered candidates (kidx): one query per CTA
+F8_LOGITS(8, 1)
+F8_LOGITS(16, 1)
+F8_LOGITS(32, 1)
+F8_LOGITS(64, 1)

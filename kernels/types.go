@@ -1,0 +1,75 @@
+package kernels
+
+// Types shared by the CUDA build and the plain one, so that commands and
+// views compile without the cuda tag.
+
+// DeviceInfo describes one CUDA device, for `misabench devices`.
+type DeviceInfo struct {
+	Index        int
+	Name         string
+	Major, Minor int    // compute capability
+	Arch         string // the NVRTC target kernels are built for, e.g. sm_90a
+	MemoryBytes  int64
+	SMs          int
+	L2Bytes      int
+	Driver       string // CUDA version the driver supports, e.g. "13.0"
+	NVRTC        string // NVRTC version, "" when it cannot be loaded
+	NVRTCError   string // why NVRTC cannot be loaded, "" when it can
+}
+
+// CompareOptions configures CompareDSA: the shapes of `misabench kernel
+// --compare-dsa` (issue: prefill = 1024 rows at the end of the context,
+// decode = a batch of single queries, each over its own keys).
+type CompareOptions struct {
+	Models      []string // synthetic presets: deepseek-v3.2 (64 heads), glm-5 (32)
+	Contexts    []int
+	Modes       []string // prefill, decode
+	PrefillRows int
+	DecodeBatch int
+	TopK        int
+	// MISA and HISA parameters (paper defaults when zero).
+	Heads, Block, Stage1, HisaBlock, HisaBlocks int
+	Warmup, Reps                                int
+	Seed                                        uint64
+	// Progress is called after each case (model, mode, context).
+	Progress func(done, total int) `json:"-"`
+}
+
+// Stage is the median time of one part of a method's pipeline, timed on
+// its own.
+type Stage struct {
+	Name string  `json:"name"` // pooling, router, logits, topk
+	Ms   float64 `json:"ms"`
+}
+
+// CaseResult is one method on one shape.
+type CaseResult struct {
+	Model  string `json:"model"`
+	H      int    `json:"heads"`
+	Mode   string `json:"mode"`
+	Ctx    int    `json:"ctx"`
+	Rows   int    `json:"rows"`
+	Method string `json:"method"`
+	// End-to-end time (all stages, back to back) over Reps runs.
+	MedianMs float64 `json:"median_ms"`
+	MinMs    float64 `json:"min_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	Stages   []Stage `json:"stages"`
+	// LogitsTFLOPs is the tensor work of the logits stages (2·heads·128 per
+	// scored key) over their time; GBs counts the fewest bytes the whole
+	// pipeline must move (keys read once per sequence, logits written and
+	// read back by top-k) over the end-to-end time.
+	LogitsTFLOPs float64 `json:"logits_tflops"`
+	GBs          float64 `json:"gbs"`
+	// Recall is the mean over rows of |set ∩ DSA's| / |DSA's| on the same inputs.
+	Recall  float64 `json:"recall"`
+	Speedup float64 `json:"speedup"` // DSA's median over this one's
+}
+
+// CompareReport is the whole run.
+type CompareReport struct {
+	Device  DeviceInfo     `json:"device"`
+	CopyGBs float64        `json:"copy_gbs"` // measured device-to-device copy, bytes read + written
+	Options CompareOptions `json:"options"`
+	Cases   []CaseResult   `json:"cases"`
+}
