@@ -303,7 +303,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 	// run: prefill DSA already has rows/QB CTAs; MISA (16 rows per CTA) and
 	// decode need the split.
 	split := func(heads int, single bool) int {
-		qb, _, _, _ := fp8Layout(heads, single)
+		qb, _, _, _ := fp8Layout(d.fp8Version(), heads, single)
 		ctas := (rows + qb - 1) / qb
 		want := 2 * d.info.SMs
 		if ctas >= want {

@@ -17,9 +17,10 @@ const (
 	fp8Stages  = 3   // F8_STAGES
 )
 
-// fp8Layout mirrors fp8_logits_body's tiling: queries per CTA, key tile and
-// dynamic shared memory for a head count; one query per CTA when single.
-func fp8Layout(heads int, single bool) (qb, tile, smem int, err error) {
+// fp8Layout mirrors fp8_logits_body's (version 3) and fp8w_logits_body's
+// (version 4) tiling: queries per CTA, key tile and dynamic shared memory for
+// a head count; one query per CTA when single.
+func fp8Layout(version, heads int, single bool) (qb, tile, smem int, err error) {
 	switch heads {
 	case 8, 16, 32, 64:
 	default:
@@ -30,9 +31,25 @@ func fp8Layout(heads int, single bool) (qb, tile, smem int, err error) {
 		qb = 1
 	}
 	cols := qb * heads
+	if version == 4 {
+		const stages, tile = 4, 128
+		return qb, tile, cols*128 + stages*tile*128 + cols*4, nil
+	}
 	ch := max(1, cols/64)
 	tile = 32 * (8 / ch)
 	return qb, tile, (cols + fp8Stages*tile) * fp8RowB, nil
+}
+
+// fp8Version is the FP8 logits kernel a launch uses: 4 (wgmma) on sm_90a,
+// else 3 (mma.sync); d.fp8Force overrides it for tests and benchmarks.
+func (d *device) fp8Version() int {
+	if d.fp8Force != 0 {
+		return d.fp8Force
+	}
+	if d.info.Arch == "sm_90a" {
+		return 4
+	}
+	return 3
 }
 
 // fp8Args are the operands of one fp8_logits launch.
@@ -62,16 +79,24 @@ func (d *device) fp8Logits(a fp8Args) error {
 	if a.kidx.p != 0 && !a.single {
 		return fmt.Errorf("kernels: fp8Logits: candidate lists need one query per CTA")
 	}
-	qb, _, smem, err := fp8Layout(a.heads, a.single)
+	v := d.fp8Version()
+	if v == 4 && d.info.Arch != "sm_90a" {
+		return fmt.Errorf("kernels: the wgmma FP8 kernel needs sm_90a; %s is %s", d.info.Name, d.info.Arch)
+	}
+	qb, _, smem, err := fp8Layout(v, a.heads, a.single)
 	if err != nil {
 		return err
+	}
+	name := fmt.Sprintf("fp8_logits_h%d_q%d", a.heads, qb)
+	if v == 4 {
+		name = fmt.Sprintf("fp8w_logits_h%d_q%d", a.heads, qb)
 	}
 	split := a.split
 	if split <= 0 {
 		split = max(a.maxKe, 1)
 	}
 	g := dims{(a.M + qb - 1) / qb, (a.maxKe + split - 1) / split, 1}
-	return d.launch(fmt.Sprintf("fp8_logits_h%d_q%d", a.heads, qb), g, fp8Threads, smem,
+	return d.launch(name, g, fp8Threads, smem,
 		a.q8, a.k8, a.ks, a.w, a.ke, a.M, split, a.ld, a.rowsPerSeq, a.seqKeys, a.kidx, a.kidxLd, a.out)
 }
 

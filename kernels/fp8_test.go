@@ -85,103 +85,181 @@ const fp8Tol = 2e-3
 func TestFP8LogitsMatchReference(t *testing.T) {
 	g := testGPU(t)
 	rng := rand.New(rand.NewPCG(42, 7))
-	for _, H := range []int{64, 32, 16, 8} {
-		for _, mode := range []string{"tile", "single", "kidx"} {
-			t.Run(fmt.Sprintf("H=%d/%s", H, mode), func(t *testing.T) {
-				c := newFP8Case(rng, H, 1000+rng.IntN(3000), 5+rng.IntN(40))
-				ld := c.N + 7
-				var cand []int32
-				candLd := 0
-				ke := slices.Clone(c.ke)
-				if mode == "kidx" {
-					// Each row scores a random subset of its keys.
-					candLd = 300
-					cand = make([]int32, c.M*candLd)
-					for m := 0; m < c.M; m++ {
-						perm := rng.Perm(int(c.ke[m]))
-						n := min(len(perm), 1+rng.IntN(candLd))
-						for i := 0; i < n; i++ {
-							cand[m*candLd+i] = int32(perm[i])
+	versions := []int{3}
+	if g.d.info.Arch == "sm_90a" {
+		versions = append(versions, 4)
+	}
+	defer func() { g.d.fp8Force = 0 }()
+	for _, v := range versions {
+		for _, H := range []int{64, 32, 16, 8} {
+			for _, mode := range []string{"tile", "single", "kidx"} {
+				t.Run(fmt.Sprintf("v%d/H=%d/%s", v, H, mode), func(t *testing.T) {
+					g.d.fp8Force = v
+					c := newFP8Case(rng, H, 1000+rng.IntN(3000), 5+rng.IntN(40))
+					ld := c.N + 7
+					var cand []int32
+					candLd := 0
+					ke := slices.Clone(c.ke)
+					if mode == "kidx" {
+						// Each row scores a random subset of its keys.
+						candLd = 300
+						cand = make([]int32, c.M*candLd)
+						for m := 0; m < c.M; m++ {
+							perm := rng.Perm(int(c.ke[m]))
+							n := min(len(perm), 1+rng.IntN(candLd))
+							for i := 0; i < n; i++ {
+								cand[m*candLd+i] = int32(perm[i])
+							}
+							ke[m] = int32(n)
 						}
-						ke[m] = int32(n)
 					}
+					out := make([]float32, c.M*ld)
+					err := g.d.do(func() error {
+						var a arena
+						defer a.free()
+						bq, _ := a.alloc(int64(len(c.q8)), "q8")
+						bk, _ := a.alloc(int64(len(c.k8)), "k8")
+						bks, _ := a.alloc(int64(4*len(c.ks)), "ks")
+						bw, _ := a.alloc(int64(4*len(c.w)), "w")
+						bke, _ := a.alloc(int64(4*len(ke)), "ke")
+						bo, err := a.alloc(int64(4*len(out)), "out")
+						if err != nil {
+							return err
+						}
+						var bc buffer
+						if cand != nil {
+							if bc, err = a.alloc(int64(4*len(cand)), "cand"); err != nil {
+								return err
+							}
+							if err := upload(bc, cand); err != nil {
+								return err
+							}
+						}
+						for _, e := range []error{upload(bq, c.q8), upload(bk, c.k8), upload(bks, c.ks), upload(bw, c.w), upload(bke, ke), poison(bo, 0xFFFFFFFF)} {
+							if e != nil {
+								return e
+							}
+						}
+						maxKe := int(slices.Max(ke))
+						if err := g.d.fp8Logits(fp8Args{heads: H, single: mode != "tile", q8: bq, k8: bk, ks: bks, w: bw, ke: bke,
+							M: c.M, maxKe: maxKe, ld: ld, split: 1024, kidx: bc, kidxLd: candLd, out: bo}); err != nil {
+							return err
+						}
+						return download(out, bo)
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var worst float64
+					checked := 0
+					for m := 0; m < c.M; m++ {
+						want := map[int]bool{}
+						if cand != nil {
+							for i := 0; i < int(ke[m]); i++ {
+								want[int(cand[m*candLd+i])] = true
+							}
+						}
+						for s := 0; s < c.N; s++ {
+							got := out[m*ld+s]
+							scored := s < int(c.ke[m])
+							if cand != nil {
+								scored = want[s]
+							}
+							if !scored {
+								// Tile mode may write keys past a row's own range
+								// (up to the CTA's); kidx mode must write only its
+								// candidates.
+								if cand != nil && !math.IsNaN(float64(got)) {
+									t.Fatalf("row %d key %d: written (%v) but not a candidate", m, s, got)
+								}
+								continue
+							}
+							if math.IsNaN(float64(got)) || math.IsInf(float64(got), 0) {
+								t.Fatalf("row %d key %d: not written (%v)", m, s, got)
+							}
+							v, mag := c.ref(m, s)
+							e := math.Abs(float64(got) - v)
+							if e > fp8Tol*mag+1e-30 {
+								t.Fatalf("row %d key %d: %v, reference %v (magnitude %v)", m, s, got, v, mag)
+							}
+							if mag > 0 {
+								worst = max(worst, e/mag)
+							}
+							checked++
+						}
+					}
+					t.Logf("v%d H=%d %s: N=%d M=%d, %d logits checked, worst error %.2e of the term magnitudes", v, H, mode, c.N, c.M, checked, worst)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkFP8Logits times the DSA logits kernel versions at the issue's
+// prefill shape (1024 rows at the end of 65536 keys, 64 heads) and MISA's
+// h = 8 on the same keys.
+func BenchmarkFP8Logits(b *testing.B) {
+	g := testGPU(b)
+	const H, N, M = 64, 65536, 1024
+	c := newFP8Case(rand.New(rand.NewPCG(1, 1)), H, N, M)
+	for i := range c.ke {
+		c.ke[i] = int32(N - M + i + 1)
+	}
+	versions := []int{3}
+	if g.d.info.Arch == "sm_90a" {
+		versions = append(versions, 4)
+	}
+	defer func() { g.d.fp8Force = 0 }()
+	for _, heads := range []int{64, 8} {
+		for _, v := range versions {
+			b.Run(fmt.Sprintf("h=%d/v%d", heads, v), func(b *testing.B) {
+				g.d.fp8Force = v
+				var keys float64
+				for _, k := range c.ke {
+					keys += float64(k)
 				}
-				out := make([]float32, c.M*ld)
+				flops := 2 * float64(heads) * 128 * keys
 				err := g.d.do(func() error {
 					var a arena
 					defer a.free()
-					bq, _ := a.alloc(int64(len(c.q8)), "q8")
-					bk, _ := a.alloc(int64(len(c.k8)), "k8")
-					bks, _ := a.alloc(int64(4*len(c.ks)), "ks")
-					bw, _ := a.alloc(int64(4*len(c.w)), "w")
-					bke, _ := a.alloc(int64(4*len(ke)), "ke")
-					bo, err := a.alloc(int64(4*len(out)), "out")
+					bq, err := a.alloc(int64(M*heads*128), "q8")
 					if err != nil {
 						return err
 					}
-					var bc buffer
-					if cand != nil {
-						if bc, err = a.alloc(int64(4*len(cand)), "cand"); err != nil {
-							return err
-						}
-						if err := upload(bc, cand); err != nil {
-							return err
-						}
+					bk, _ := a.alloc(int64(len(c.k8)), "k8")
+					bks, _ := a.alloc(int64(4*N), "ks")
+					bw, _ := a.alloc(int64(4*M*heads), "w")
+					bke, _ := a.alloc(int64(4*M), "ke")
+					bo, err := a.alloc(int64(4*M*N), "out")
+					if err != nil {
+						return err
 					}
-					for _, e := range []error{upload(bq, c.q8), upload(bk, c.k8), upload(bks, c.ks), upload(bw, c.w), upload(bke, ke), poison(bo, 0xFFFFFFFF)} {
+					q := c.q8[:M*heads*128] // any FP8 values will do for timing
+					for _, e := range []error{upload(bq, q), upload(bk, c.k8), upload(bks, c.ks), upload(bw, c.w[:M*heads]), upload(bke, c.ke)} {
 						if e != nil {
 							return e
 						}
 					}
-					maxKe := int(slices.Max(ke))
-					if err := g.d.fp8Logits(fp8Args{heads: H, single: mode != "tile", q8: bq, k8: bk, ks: bks, w: bw, ke: bke,
-						M: c.M, maxKe: maxKe, ld: ld, split: 1024, kidx: bc, kidxLd: candLd, out: bo}); err != nil {
+					split := 0
+					if heads == 8 {
+						split = 8192
+					}
+					ms, err := g.d.timeEvents(3, 20, func() error {
+						return g.d.fp8Logits(fp8Args{heads: heads, q8: bq, k8: bk, ks: bks, w: bw, ke: bke, M: M, maxKe: N, ld: N, split: split, out: bo})
+					})
+					if err != nil {
 						return err
 					}
-					return download(out, bo)
+					med := median(ms)
+					b.ReportMetric(med, "ms")
+					b.ReportMetric(slices.Min(ms), "min-ms")
+					b.ReportMetric(slices.Max(ms), "max-ms")
+					b.ReportMetric(flops/(med*1e-3)/1e12, "TFLOP/s")
+					return nil
 				})
 				if err != nil {
-					t.Fatal(err)
+					b.Fatal(err)
 				}
-				var worst float64
-				checked := 0
-				for m := 0; m < c.M; m++ {
-					want := map[int]bool{}
-					if cand != nil {
-						for i := 0; i < int(ke[m]); i++ {
-							want[int(cand[m*candLd+i])] = true
-						}
-					}
-					for s := 0; s < c.N; s++ {
-						got := out[m*ld+s]
-						scored := s < int(c.ke[m])
-						if cand != nil {
-							scored = want[s]
-						}
-						if !scored {
-							// Tile mode may write keys past a row's own range
-							// (up to the CTA's); kidx mode must write only its
-							// candidates.
-							if cand != nil && !math.IsNaN(float64(got)) {
-								t.Fatalf("row %d key %d: written (%v) but not a candidate", m, s, got)
-							}
-							continue
-						}
-						if math.IsNaN(float64(got)) || math.IsInf(float64(got), 0) {
-							t.Fatalf("row %d key %d: not written (%v)", m, s, got)
-						}
-						v, mag := c.ref(m, s)
-						e := math.Abs(float64(got) - v)
-						if e > fp8Tol*mag+1e-30 {
-							t.Fatalf("row %d key %d: %v, reference %v (magnitude %v)", m, s, got, v, mag)
-						}
-						if mag > 0 {
-							worst = max(worst, e/mag)
-						}
-						checked++
-					}
-				}
-				t.Logf("H=%d %s: N=%d M=%d, %d logits checked, worst error %.2e of the term magnitudes", H, mode, c.N, c.M, checked, worst)
 			})
 		}
 	}

@@ -226,3 +226,219 @@ F8_LOGITS(8, 1)
 F8_LOGITS(16, 1)
 F8_LOGITS(32, 1)
 F8_LOGITS(64, 1)
+
+// ---- version 4: wgmma (sm_90a) ----------------------------------------------
+//
+// Same contract and tiling idea, on Hopper's warpgroup MMA: each of the two
+// warpgroups of a CTA multiplies 64 keys × COLS columns × 32 bytes per
+// wgmma.m64nNk32 straight from shared memory (K and Q stored as 8×16-byte
+// core matrices, no swizzle: LBO 128 B along K, SBO 1024 B per 8 rows),
+// four k-steps per 128-byte head dimension, a 4-stage cp.async pipeline
+// and the weights in shared memory so the 64 accumulators fit 128 registers
+// (2 CTAs per SM). The epilogue is version 3's.
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define F8W_ENABLED 1
+#endif
+
+// The m64nNk32 wrappers spell out N/2 accumulator operands each; they were
+// generated mechanically (one instruction, five widths).
+#ifdef F8W_ENABLED
+__device__ __forceinline__ void wg_mma_n8(float* d, u64 da, u64 db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "l"(da), "l"(db), "r"(acc));
+}
+
+__device__ __forceinline__ void wg_mma_n16(float* d, u64 da, u64 db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+        : "l"(da), "l"(db), "r"(acc));
+}
+
+__device__ __forceinline__ void wg_mma_n32(float* d, u64 da, u64 db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(da), "l"(db), "r"(acc));
+}
+
+__device__ __forceinline__ void wg_mma_n64(float* d, u64 da, u64 db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(acc));
+}
+
+__device__ __forceinline__ void wg_mma_n128(float* d, u64 da, u64 db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(acc));
+}
+
+
+#endif
+
+__device__ __forceinline__ u64 f8w_desc(const void* p) {
+    const u32 a = (u32)__cvta_generic_to_shared(p);
+    return (u64)((a & 0x3FFFF) >> 4) | ((u64)(128 >> 4) << 16) | ((u64)(1024 >> 4) << 32);
+}
+
+template <int N>
+__device__ __forceinline__ void f8w_mma(float* d, u64 da, u64 db, int acc) {
+#ifdef F8W_ENABLED
+    if constexpr (N == 8) wg_mma_n8(d, da, db, acc);
+    else if constexpr (N == 16) wg_mma_n16(d, da, db, acc);
+    else if constexpr (N == 32) wg_mma_n32(d, da, db, acc);
+    else if constexpr (N == 64) wg_mma_n64(d, da, db, acc);
+    else wg_mma_n128(d, da, db, acc);
+#else
+    __trap();  // the Go side launches version 4 only on sm_90a
+#endif
+}
+
+__device__ __forceinline__ void f8w_fence() {
+#ifdef F8W_ENABLED
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void f8w_commit_wait() {
+#ifdef F8W_ENABLED
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+
+#define F8W_STAGES 4
+#define F8W_TILE 128
+
+template <int HEADS, int QB>
+__device__ __forceinline__ void fp8w_logits_body(
+    const unsigned char* __restrict__ q8, const unsigned char* __restrict__ k8,
+    const float* __restrict__ ks, const float* __restrict__ w, const int* __restrict__ ke,
+    i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* __restrict__ kidx, i64 kidxLd,
+    float* __restrict__ out) {
+    constexpr int COLS = QB * HEADS;  // wgmma N
+    constexpr int NT = COLS / 8;      // n-tiles per thread
+    constexpr int NTQ = HEADS / 8;    // n-tiles per query
+    extern __shared__ __align__(128) unsigned char f8wsm[];
+    unsigned char* Qs = f8wsm;                               // COLS × 128 B
+    unsigned char* Ks = Qs + COLS * 128;                     // STAGES × TILE × 128 B
+    float* Ws = (float*)(Ks + F8W_STAGES * F8W_TILE * 128);  // COLS
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, w4 = warp & 3;
+    const i64 m0 = (i64)blockIdx.x * QB;
+    if (m0 >= M) return;
+    const int nq = (int)min((i64)QB, M - m0);
+    if (rowsPerSeq > 0) {
+        const i64 seq = m0 / rowsPerSeq;
+        k8 += seq * seqKeys * F8_D;
+        ks += seq * seqKeys;
+    }
+    i64 kmax = 0;
+    for (int r = 0; r < nq; ++r) kmax = max(kmax, (i64)ke[m0 + r]);
+    const i64 s0 = (i64)blockIdx.y * keysPerSplit;
+    if (s0 >= kmax) return;
+    const i64 s1 = min(s0 + keysPerSplit, kmax);
+    const int ntiles = (int)((s1 - s0 + F8W_TILE - 1) / F8W_TILE);
+    const int* kx = kidx ? kidx + m0 * kidxLd : (const int*)0;
+
+    // Chunk c of a tile is 16 bytes of core matrix c >> 3, row c & 7: a warp
+    // fills four whole core matrices (512 contiguous bytes).
+    for (int c = tid; c < COLS * 8; c += F8_THREADS) {
+        const int cm = c >> 3, row = (cm >> 3) * 8 + (c & 7), ch = cm & 7, r = row / HEADS;
+        const unsigned char* src = q8 + ((m0 + min(r, nq - 1)) * HEADS + row % HEADS) * F8_D + ch * 16;
+        f8_cp_async16(Qs + c * 16, src, r < nq ? 16 : 0);
+    }
+    for (int c = tid; c < COLS; c += F8_THREADS) {
+        const int r = c / HEADS;
+        Ws[c] = r < nq ? w[(m0 + r) * HEADS + c % HEADS] : 0.f;
+    }
+    auto loadK = [&](int t) {
+        const i64 base = s0 + (i64)t * F8W_TILE;
+        unsigned char* dst = Ks + (t % F8W_STAGES) * F8W_TILE * 128;
+        for (int c = tid; c < F8W_TILE * 8; c += F8_THREADS) {
+            const int cm = c >> 3, row = (cm >> 3) * 8 + (c & 7), ch = cm & 7;
+            const i64 s = base + row;
+            const bool ok = s < s1;
+            const i64 key = ok ? (kx ? (i64)kx[s] : s) : 0;
+            f8_cp_async16(dst + c * 16, k8 + key * F8_D + ch * 16, ok ? 16 : 0);
+        }
+    };
+#pragma unroll
+    for (int st = 0; st < F8W_STAGES - 1; ++st) {
+        if (st < ntiles) loadK(st);
+        f8_cp_commit();
+    }
+    for (int t = 0; t < ntiles; ++t) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(F8W_STAGES - 2));
+        // cp.async wrote through the generic proxy; wgmma reads through the
+        // async proxy.
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+        if (t + F8W_STAGES - 1 < ntiles) loadK(t + F8W_STAGES - 1);
+        f8_cp_commit();
+
+        const unsigned char* Kt = Ks + (t % F8W_STAGES) * F8W_TILE * 128 + wg * 64 * 128;
+        float acc[NT * 4];
+        f8w_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) f8w_mma<COLS>(acc, f8w_desc(Kt + kk * 256), f8w_desc(Qs + kk * 256), kk);
+        f8w_commit_wait();
+
+        const i64 tb = s0 + (i64)t * F8W_TILE + 64 * wg + 16 * w4;
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+            const i64 s = tb + 8 * hr + (lane >> 2);
+            float part[QB];
+#pragma unroll
+            for (int qi = 0; qi < QB; ++qi) part[qi] = 0.f;
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const int c0 = 8 * j + 2 * (lane & 3);
+                part[j / NTQ] += Ws[c0] * relu(acc[4 * j + 2 * hr]) + Ws[c0 + 1] * relu(acc[4 * j + 2 * hr + 1]);
+            }
+#pragma unroll
+            for (int qi = 0; qi < QB; ++qi) {
+                part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 1);
+                part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 2);
+            }
+            if (s < s1) {
+                const i64 key = kx ? (i64)kx[s] : s;
+                const float sc = ks[key];
+#pragma unroll
+                for (int qi = 0; qi < QB; ++qi)
+                    if ((qi & 3) == (lane & 3) && qi < nq) out[(m0 + qi) * ld + key] = part[qi] * sc;
+            }
+        }
+    }
+}
+
+#define F8W_LOGITS(H, QB)                                                                                \
+    extern "C" __global__ void __launch_bounds__(F8_THREADS, 2) fp8w_logits_h##H##_q##QB(               \
+        const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
+        i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
+        float* out) {                                                                                    \
+        fp8w_logits_body<H, QB>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx,       \
+                                kidxLd, out);                                                            \
+    }
+F8W_LOGITS(8, 16)
+F8W_LOGITS(16, 8)
+F8W_LOGITS(32, 4)
+F8W_LOGITS(64, 2)
+F8W_LOGITS(8, 1)
+F8W_LOGITS(16, 1)
+F8W_LOGITS(32, 1)
+F8W_LOGITS(64, 1)

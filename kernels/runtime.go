@@ -100,6 +100,9 @@ type device struct {
 	// forceKPT forces a logits kernel version (4 or 8 keys per thread;
 	// 0: the largest that fits). Tests and benchmarks set it.
 	forceKPT int
+	// fp8Force forces an FP8 logits kernel version (3: mma.sync, 4: wgmma;
+	// 0: the best the device has).
+	fp8Force int
 
 	jobs chan func()
 	done chan struct{}
