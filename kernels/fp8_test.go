@@ -87,14 +87,17 @@ func TestFP8LogitsMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4)
+		versions = append(versions, 4, 5, 53)
 	}
-	defer func() { g.d.fp8Force = 0 }()
+	defer func() { g.d.fp8Force, g.d.fp8NW = 0, 0 }()
 	for _, v := range versions {
 		for _, H := range []int{64, 32, 16, 8} {
 			for _, mode := range []string{"tile", "single", "kidx"} {
 				t.Run(fmt.Sprintf("v%d/H=%d/%s", v, H, mode), func(t *testing.T) {
-					g.d.fp8Force = v
+					g.d.fp8Force, g.d.fp8NW = v, 0
+					if v == 53 { // version 5 with 3 consumer warpgroups
+						g.d.fp8Force, g.d.fp8NW = 5, 3
+					}
 					c := newFP8Case(rng, H, 1000+rng.IntN(3000), 5+rng.IntN(40))
 					ld := c.N + 7
 					var cand []int32
@@ -207,13 +210,16 @@ func BenchmarkFP8Logits(b *testing.B) {
 	}
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4)
+		versions = append(versions, 4, 5, 53)
 	}
-	defer func() { g.d.fp8Force = 0 }()
+	defer func() { g.d.fp8Force, g.d.fp8NW = 0, 0 }()
 	for _, heads := range []int{64, 8} {
 		for _, v := range versions {
 			b.Run(fmt.Sprintf("h=%d/v%d", heads, v), func(b *testing.B) {
-				g.d.fp8Force = v
+				g.d.fp8Force, g.d.fp8NW = v, 0
+				if v == 53 {
+					g.d.fp8Force, g.d.fp8NW = 5, 3
+				}
 				var keys float64
 				for _, k := range c.ke {
 					keys += float64(k)

@@ -442,3 +442,176 @@ F8W_LOGITS(8, 1)
 F8W_LOGITS(16, 1)
 F8W_LOGITS(32, 1)
 F8W_LOGITS(64, 1)
+
+// ---- version 5: warp-specialised wgmma (sm_90a) ----------------------------
+//
+// Version 4 lock-steps its two warpgroups with a CTA barrier per tile, so
+// every warpgroup runs its epilogue while the tensor cores idle. Here one
+// producer warp streams 64-key tiles through an 8-stage ring (cp.async,
+// completion tracked by an mbarrier per stage) and NW consumer warpgroups
+// take tiles round-robin, each on its own: wait for the tile, four wgmma,
+// release the stage, then the ReLU·w·head-sum epilogue with the weights in
+// registers while the other warpgroups' MMAs run (DeepGEMM's arrangement,
+// research/kernels.md §1.2, without TMA: the tiles are written by cp.async
+// into the core-matrix layout, which needs no swizzle).
+
+#define F8X_STAGES 8
+#define F8X_KT 64  // keys per tile (one warpgroup's M)
+
+__device__ __forceinline__ void f8x_mbar_init(u64* bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((u32)__cvta_generic_to_shared(bar)), "r"(count));
+}
+__device__ __forceinline__ void f8x_mbar_wait(u64* bar, u32 parity) {
+    asm volatile(
+        "{\n.reg .pred P1;\nF8X_WAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
+        "@P1 bra F8X_DONE;\nbra F8X_WAIT;\nF8X_DONE:\n}\n" ::"r"((u32)__cvta_generic_to_shared(bar)),
+        "r"(parity));
+}
+__device__ __forceinline__ void f8x_mbar_arrive(u64* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"((u32)__cvta_generic_to_shared(bar)) : "memory");
+}
+// Arrives on bar once every cp.async this thread issued so far has landed.
+__device__ __forceinline__ void f8x_cp_arrive(u64* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((u32)__cvta_generic_to_shared(bar)) : "memory");
+}
+
+template <int HEADS, int QB, int NW>
+__device__ __forceinline__ void fp8x_logits_body(
+    const unsigned char* __restrict__ q8, const unsigned char* __restrict__ k8,
+    const float* __restrict__ ks, const float* __restrict__ w, const int* __restrict__ ke,
+    i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* __restrict__ kidx, i64 kidxLd,
+    float* __restrict__ out) {
+    constexpr int COLS = QB * HEADS;
+    constexpr int NT = COLS / 8;
+    constexpr int NTQ = HEADS / 8;
+    extern __shared__ __align__(128) unsigned char f8xsm[];
+    u64* full = (u64*)f8xsm;                   // [STAGES]
+    u64* empty = full + F8X_STAGES;            // [STAGES]
+    u64* qfull = empty + F8X_STAGES;           // [1]
+    unsigned char* Qs = f8xsm + 256;           // COLS × 128 B
+    unsigned char* Ks = Qs + COLS * 128;       // STAGES × KT × 128 B
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const i64 m0 = (i64)blockIdx.x * QB;
+    if (m0 >= M) return;
+    const int nq = (int)min((i64)QB, M - m0);
+    if (rowsPerSeq > 0) {
+        const i64 seq = m0 / rowsPerSeq;
+        k8 += seq * seqKeys * F8_D;
+        ks += seq * seqKeys;
+    }
+    i64 kmax = 0;
+    for (int r = 0; r < nq; ++r) kmax = max(kmax, (i64)ke[m0 + r]);
+    const i64 s0 = (i64)blockIdx.y * keysPerSplit;
+    if (s0 >= kmax) return;
+    const i64 s1 = min(s0 + keysPerSplit, kmax);
+    const int ntiles = (int)((s1 - s0 + F8X_KT - 1) / F8X_KT);
+    const int* kx = kidx ? kidx + m0 * kidxLd : (const int*)0;
+
+    if (tid == 0) {
+        for (int st = 0; st < F8X_STAGES; ++st) {
+            f8x_mbar_init(&full[st], 32);  // the producer warp's lanes
+            f8x_mbar_init(&empty[st], 4);  // one lane per warp of the consuming warpgroup
+        }
+        f8x_mbar_init(qfull, 32);
+    }
+    __syncthreads();
+
+    if (warp == 4 * NW) {
+        // Producer warp.
+        for (int c = lane; c < COLS * 8; c += 32) {
+            const int cm = c >> 3, row = (cm >> 3) * 8 + (c & 7), ch = cm & 7, r = row / HEADS;
+            const unsigned char* src = q8 + ((m0 + min(r, nq - 1)) * HEADS + row % HEADS) * F8_D + ch * 16;
+            f8_cp_async16(Qs + c * 16, src, r < nq ? 16 : 0);
+        }
+        f8x_cp_arrive(qfull);
+        for (int t = 0; t < ntiles; ++t) {
+            const int st = t % F8X_STAGES, u = t / F8X_STAGES;
+            if (u > 0) f8x_mbar_wait(&empty[st], (u - 1) & 1);
+            const i64 base = s0 + (i64)t * F8X_KT;
+            unsigned char* dst = Ks + st * F8X_KT * 128;
+#pragma unroll 4
+            for (int c = lane; c < F8X_KT * 8; c += 32) {
+                const int cm = c >> 3, row = (cm >> 3) * 8 + (c & 7), ch = cm & 7;
+                const i64 s = base + row;
+                const bool ok = s < s1;
+                const i64 key = ok ? (kx ? (i64)kx[s] : s) : 0;
+                f8_cp_async16(dst + c * 16, k8 + key * F8_D + ch * 16, ok ? 16 : 0);
+            }
+            f8x_cp_arrive(&full[st]);
+        }
+        return;
+    }
+
+    // Consumer warpgroup g takes tiles g, g + NW, ...
+    const int g = warp >> 2, w4 = warp & 3;
+    float wr[NT][2];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int col = 8 * j + 2 * (lane & 3) + e, r = col / HEADS;
+            wr[j][e] = r < nq ? w[(m0 + r) * HEADS + col % HEADS] : 0.f;
+        }
+    f8x_mbar_wait(qfull, 0);
+    for (int t = g; t < ntiles; t += NW) {
+        const int st = t % F8X_STAGES, u = t / F8X_STAGES;
+        f8x_mbar_wait(&full[st], u & 1);
+        // The tile was written through the generic proxy (cp.async); wgmma
+        // reads it through the async proxy.
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        const unsigned char* Kt = Ks + st * F8X_KT * 128;
+        float acc[NT * 4];
+        f8w_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) f8w_mma<COLS>(acc, f8w_desc(Kt + kk * 256), f8w_desc(Qs + kk * 256), kk);
+        f8w_commit_wait();
+        __syncwarp();
+        if (lane == 0) f8x_mbar_arrive(&empty[st]);
+
+        const i64 tb = s0 + (i64)t * F8X_KT + 16 * w4;
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+            const i64 s = tb + 8 * hr + (lane >> 2);
+            float part[QB];
+#pragma unroll
+            for (int qi = 0; qi < QB; ++qi) part[qi] = 0.f;
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+                part[j / NTQ] += wr[j][0] * relu(acc[4 * j + 2 * hr]) + wr[j][1] * relu(acc[4 * j + 2 * hr + 1]);
+#pragma unroll
+            for (int qi = 0; qi < QB; ++qi) {
+                part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 1);
+                part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 2);
+            }
+            if (s < s1) {
+                const i64 key = kx ? (i64)kx[s] : s;
+                const float sc = ks[key];
+#pragma unroll
+                for (int qi = 0; qi < QB; ++qi)
+                    if ((qi & 3) == (lane & 3) && qi < nq) out[(m0 + qi) * ld + key] = part[qi] * sc;
+            }
+        }
+    }
+}
+
+#define F8X_LOGITS(H, QB, NW)                                                                            \
+    extern "C" __global__ void __launch_bounds__(128 * NW + 32, 1) fp8x_logits_h##H##_q##QB##_w##NW(    \
+        const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
+        i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
+        float* out) {                                                                                    \
+        fp8x_logits_body<H, QB, NW>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx,   \
+                                    kidxLd, out);                                                        \
+    }
+F8X_LOGITS(64, 2, 3)
+F8X_LOGITS(64, 2, 4)
+F8X_LOGITS(32, 4, 3)
+F8X_LOGITS(32, 4, 4)
+F8X_LOGITS(16, 8, 4)
+F8X_LOGITS(8, 16, 3)
+F8X_LOGITS(8, 16, 4)
+F8X_LOGITS(8, 1, 4)
+F8X_LOGITS(16, 1, 4)
+F8X_LOGITS(32, 1, 4)
+F8X_LOGITS(64, 1, 4)

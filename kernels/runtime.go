@@ -103,6 +103,8 @@ type device struct {
 	// fp8Force forces an FP8 logits kernel version (3: mma.sync, 4: wgmma;
 	// 0: the best the device has).
 	fp8Force int
+	// fp8NW asks version 5 for 3 consumer warpgroups instead of 4.
+	fp8NW int
 
 	jobs chan func()
 	done chan struct{}
