@@ -47,6 +47,8 @@ type app struct {
 	traceGenF   func(context.Context, *TraceGenOptions) error
 	inspectF    func(context.Context, *TraceInspectOptions) error
 	validateF   func(context.Context, *TraceValidateOptions) error
+	kernelF     func(context.Context, *KernelOptions) error
+	devicesF    func(context.Context, *DevicesOptions) error
 	configFiles []string // the config file read, for messages
 }
 
@@ -60,6 +62,8 @@ func newApp(out, errOut io.Writer) *app {
 		traceGenF: runTraceGen,
 		inspectF:  runTraceInspect,
 		validateF: runTraceValidate,
+		kernelF:   runKernel,
+		devicesF:  runDevices,
 	}
 }
 
@@ -120,7 +124,7 @@ Exit codes: 0 ok, 1 a regression or a failed check, 2 bad usage or bad input.`,
 		c.Hidden = true
 		root.Flags().AddFlag(&c)
 	})
-	root.AddCommand(recallCmd, newRegressCmd(a), newTraceCmd(a), newVersionCmd(a))
+	root.AddCommand(recallCmd, newRegressCmd(a), newTraceCmd(a), newKernelCmd(a), newDevicesCmd(a), newVersionCmd(a))
 	return root
 }
 
