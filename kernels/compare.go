@@ -309,8 +309,10 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 		if ctas >= want {
 			return 0
 		}
-		parts := (want + ctas - 1) / ctas
-		return max((maxKe+parts-1)/parts/256*256, 1024)
+		// Whole waves: 64 decode rows split 4 ways fill 256 of the 264
+		// resident slots once; 5 ways would leave a second wave of 56.
+		parts := max(want/ctas, 1)
+		return max((maxKe+parts-1)/parts/256*256+256, 1024)
 	}
 	dsaLogits := func(out buffer) error {
 		return d.fp8Logits(fp8Args{heads: H, single: decode, q8: b.q8, k8: b.k8, ks: b.ks, w: b.wEff, ke: b.ke,
