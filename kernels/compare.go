@@ -319,7 +319,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 			M: rows, maxKe: maxKe, ld: ld, split: split(H, decode), rowsPerSeq: rowsPerSeq, seqKeys: N, out: out})
 	}
 	topk := func(scores, cand buffer, candLd int, lens buffer, k int, out buffer, outLd int) error {
-		return d.topk(scores, ld, cand, candLd, lens, rows, k, out, outLd, b.cnt)
+		return d.topkFast(scores, ld, cand, candLd, lens, rows, k, out, outLd, b.cnt)
 	}
 	pool := func(B int, full, own buffer) error {
 		if err := d.poolFull(b.kf, N, 128, B, full); err != nil {
@@ -348,7 +348,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 		if err := d.hisaBlockScores(b.qf, b.w, b.qpos, b.poolH, b.ownH, 0, rows, H, 128, Bh, maxBlocksH, maxBlocksH, b.bs); err != nil {
 			return err
 		}
-		if err := d.topk(b.bs, maxBlocksH, buffer{}, 0, b.nbLens, rows, m, b.chosen, m, b.chCnt); err != nil {
+		if err := d.topkFast(b.bs, maxBlocksH, buffer{}, 0, b.nbLens, rows, m, b.chosen, m, b.chCnt); err != nil {
 			return err
 		}
 		return d.hisaExpand(b.chosen, m, b.chCnt, b.qpos, 0, rows, Bh, b.cand, candW, b.candCnt)
