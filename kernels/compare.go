@@ -107,6 +107,7 @@ type compareInputs struct {
 	qpos       []int64
 	ke         []int32
 	qf, kf, w  []float32 // fp32 (dequantised q; the indexer's weights)
+	qs         []float32 // q's per-(row, head) FP8 scales
 	q8, k8     []byte
 	ks, wEff   []float32
 }
@@ -139,6 +140,7 @@ func makeInputs(model, mode string, n int, o *CompareOptions) (*compareInputs, e
 	in := &compareInputs{H: meta.Heads, N: n, rows: rows, seqs: 1, qpos: src.QPos(), w: l.W}
 	in.q8, in.k8 = make([]byte, len(l.Q)), make([]byte, len(l.K))
 	qs := make([]float32, rows*in.H)
+	in.qs = qs
 	in.ks = make([]float32, n)
 	trace.QuantizeE4M3(in.q8, qs, l.Q, 128)
 	trace.QuantizeE4M3(in.k8, in.ks, l.K, 128)
@@ -204,8 +206,9 @@ func e4m3Value(b byte) float32 {
 type compareBufs struct {
 	q8, k8, ks, wEff, qf, kf, w, qpos, ke buffer
 	logits, logits2                       buffer // [rows][ld]
-	// router / HISA
-	poolB, own, score, heads, q8r, wr      buffer
+	// MISA's FP8 pooling and router
+	qs, prefix, scratch, heads, q8r, wr buffer
+	// HISA
 	poolH, ownH, bs, nbLens, chosen, chCnt buffer
 	// selections
 	dsa, set, cnt, cand, candCnt buffer
@@ -234,7 +237,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 		return nil, fmt.Errorf("h = %d routed heads but the model has %d", h, H)
 	}
 	ld := (N + 63) / 64 * 64
-	nbB, nbH := N/B, N/Bh
+	nbH := N / Bh
 	maxBlocksH := N/Bh + 1
 	var b compareBufs
 	var err error
@@ -254,9 +257,11 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 	alloc(&b.ke, 4*rows, "key counts")
 	alloc(&b.logits, 4*rows*ld, "logits")
 	alloc(&b.logits2, 4*rows*ld, "re-rank logits")
-	alloc(&b.poolB, 4*max(nbB, 1)*128, "pooled keys (B)")
-	alloc(&b.own, 4*rows*128, "own-block means (B)")
-	alloc(&b.score, 8*rows*H, "router scores")
+	alloc(&b.qs, 4*len(in.qs), "q scales")
+	alloc(&b.prefix, 4*N*128, "block prefix sums of k")
+	if err == nil {
+		b.scratch, err = allocFP8PoolScratch(&a, N)
+	}
 	alloc(&b.heads, 4*rows*h, "routed heads")
 	alloc(&b.q8r, rows*h*128, "routed q8")
 	alloc(&b.wr, 4*rows*h, "routed w")
@@ -288,7 +293,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 		nbl[i] = int32(p/int64(Bh) + 1)
 	}
 	for _, e := range []error{upload(b.q8, in.q8), upload(b.wEff, in.wEff), upload(b.qf, in.qf), upload(b.kf, in.kf),
-		upload(b.w, in.w), upload(b.qpos, in.qpos), upload(b.ke, in.ke), upload(b.nbLens, nbl)} {
+		upload(b.w, in.w), upload(b.qpos, in.qpos), upload(b.ke, in.ke), upload(b.nbLens, nbl), upload(b.qs, in.qs)} {
 		if e != nil {
 			return nil, e
 		}
@@ -327,14 +332,11 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 		}
 		return d.poolOwn(b.kf, b.qpos, 0, rows, N, 128, B, false, own)
 	}
+	// MISA's pooling and router on the FP8 keys (fp8router.cu): block prefix
+	// sums at the rows the router reads, then scores, top-h and the gather.
+	misaPool := func() error { return d.fp8PoolPrefixAt(b.k8, b.ks, N, B, b.qpos, rows, b.prefix, b.scratch) }
 	route := func() error {
-		if err := d.routerPooled(b.qf, b.w, b.qpos, b.poolB, b.own, 0, rows, H, 128, B, b.score); err != nil {
-			return err
-		}
-		if err := d.rankHeads(b.score, rows, H, h, b.heads, buffer{}); err != nil {
-			return err
-		}
-		return d.fp8GatherHeads(b.q8, b.wEff, b.heads, rows, H, h, b.q8r, b.wr)
+		return d.fp8Route(b.q8, b.qs, b.w, b.qpos, b.prefix, rows, H, h, N, B, false, b.heads, b.q8r, b.wr)
 	}
 	misaLogits := func() error {
 		return d.fp8Logits(fp8Args{heads: h, single: decode, q8: b.q8r, k8: b.k8, ks: b.ks, w: b.wr, ke: b.ke,
@@ -375,7 +377,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 			flops: 2 * float64(H) * 128 * keysScored, bytes: keyBytes + logitBytes, result: b.dsa},
 		{name: fmt.Sprintf("misa(h=%d,B=%d)", h, B), heads: h,
 			stages: []Stage{{Name: "pooling"}, {Name: "router"}, {Name: "logits"}, {Name: "topk"}},
-			fns: []func() error{func() error { return pool(B, b.poolB, b.own) }, route, misaLogits,
+			fns: []func() error{misaPool, route, misaLogits,
 				func() error { return topk(b.logits, buffer{}, 0, b.ke, K, b.set, K) }},
 			flops: 2 * float64(h) * 128 * keysScored, bytes: keyBytes + logitBytes, result: b.set},
 	}
@@ -383,7 +385,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 	dagger := method{name: fmt.Sprintf("misa†(h=%d,B=%d,k1=%d)", h, B, k1), heads: h,
 		// The count copy between the two selections is booked as top-k.
 		stages: []Stage{{Name: "pooling"}, {Name: "router"}, {Name: "logits"}, {Name: "topk"}, {Name: "topk"}, {Name: "logits"}, {Name: "topk"}},
-		fns: []func() error{func() error { return pool(B, b.poolB, b.own) }, route, misaLogits,
+		fns: []func() error{misaPool, route, misaLogits,
 			func() error { return topk(b.logits, buffer{}, 0, b.ke, k1, b.cand, candW) },
 			func() error {
 				return d.copyCounts(b.candCnt, b.cnt, rows)
