@@ -36,7 +36,7 @@ func (o *CompareOptions) defaults() {
 // of each method against DSA on the same inputs.
 func (g *GPU) CompareDSA(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 	o.defaults()
-	rep := &CompareReport{Device: g.d.info, Options: o}
+	rep := &CompareReport{Device: g.Device(), Options: o}
 	rep.Options.Progress = nil
 	if err := g.d.do(func() error {
 		bw, err := g.d.copyBandwidth()
