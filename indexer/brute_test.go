@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+
+	"github.com/misabench/misabench/indexer/indextest"
 )
 
 // This file is an independent, deliberately naive implementation of
@@ -192,31 +194,10 @@ func bruteRun(in *Input, methods []Method) []bruteRow {
 // every token score exact in fp32 whatever the summation order, and full of
 // ties, so selections can be compared bit for bit.
 func randomInput(rng *rand.Rand, H, D, N, nq, topk int, integer bool) *Input {
-	in := &Input{H: H, D: D, TopK: topk, N: N}
-	val := func(scale float32) float32 {
-		if integer {
-			return float32(rng.IntN(5) - 2)
-		}
-		return float32(rng.NormFloat64()) * scale
+	kind := "normal"
+	if integer {
+		kind = "int"
 	}
-	in.K = make([]float32, N*D)
-	for i := range in.K {
-		in.K[i] = val(1)
-	}
-	in.Q = make([]float32, nq*H*D)
-	for i := range in.Q {
-		in.Q[i] = val(1)
-	}
-	in.W = make([]float32, nq*H)
-	for i := range in.W {
-		in.W[i] = val(0.5)
-	}
-	pos := make([]int64, nq)
-	for i := range pos {
-		pos[i] = int64(rng.IntN(N))
-	}
-	pos[0] = int64(N - 1)
-	slices.Sort(pos)
-	in.QPos = pos
-	return in
+	l := indextest.Random(rng, H, D, N, nq, kind)
+	return &Input{H: H, D: D, TopK: topk, N: N, QPos: l.QPos, Q: l.Q, K: l.K, W: l.W}
 }

@@ -235,7 +235,7 @@ func (wk *worker) row(t int, out *Output) {
 			set = wk.hisa(m, t, w, L)
 		}
 		mo.Sets[t] = set
-		mo.Mass[t] = ratio(massOf(wk.scoreAll, set), refMass)
+		mo.Mass[t] = MassRatio(massOf(wk.scoreAll, set), refMass)
 	}
 }
 
@@ -247,7 +247,10 @@ func massOf(score []float32, set []int32) float64 {
 	return s
 }
 
-func ratio(a, b float64) float64 {
+// MassRatio is the score-mass ratio of DESIGN.md §2, a/b with a the
+// method's Σ score_all over its set and b DSA's: 1 when both are zero, ±Inf
+// when only b is. Every backend reports Mass with it.
+func MassRatio(a, b float64) float64 {
 	if b == 0 {
 		if a == 0 {
 			return 1

@@ -364,7 +364,7 @@ func (g *GPU) chunk(ctx context.Context, in *indexer.Input, methods []indexer.Me
 		if m.Kind == indexer.DSA {
 			for i := 0; i < n; i++ {
 				mo.Sets[r0+i] = out.Reference[r0+i]
-				mo.Mass[r0+i] = ratio(refMass[i], refMass[i])
+				mo.Mass[r0+i] = indexer.MassRatio(refMass[i], refMass[i])
 			}
 			continue
 		}
@@ -508,7 +508,7 @@ func (g *GPU) chunk(ctx context.Context, in *indexer.Input, methods []indexer.Me
 				return fmt.Errorf("kernels: internal error: %s row %d: mass is NaN", m.Name(), t)
 			}
 			mo.Sets[t] = set
-			mo.Mass[t] = ratio(ms[i], refMass[i])
+			mo.Mass[t] = indexer.MassRatio(ms[i], refMass[i])
 		}
 	}
 	return nil
@@ -531,15 +531,4 @@ func rowSet(idx, cnt []int32, i, width, L, want int, what string, t int) ([]int3
 		}
 	}
 	return set, nil
-}
-
-// ratio is indexer's mass ratio: a/b, 1 where both are zero.
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		if a == 0 {
-			return 1
-		}
-		return math.Inf(int(math.Copysign(1, a)))
-	}
-	return a / b
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/misabench/misabench/indexer"
+	"github.com/misabench/misabench/indexer/indextest"
 )
 
 // The GPU backend must reproduce indexer.CPU. Its arithmetic follows the
@@ -84,63 +85,10 @@ func TestNewGPUErrors(t *testing.T) {
 	}
 }
 
-// randomInput mirrors indexer's test generator. kind "int" draws integers
-// in [−2, 2] (exact scores in any summation order, full of ties), "normal"
-// Gaussian values, "dup" Gaussian keys drawn from a pool of 5 (real-valued
-// exact ties), "sink" Gaussian keys with a large-norm first key and one
-// repeated topic direction.
+// randomInput draws a layer of the given kind (indextest.Random).
 func randomInput(rng *rand.Rand, H, D, N, nq, topk int, kind string) *indexer.Input {
-	in := &indexer.Input{H: H, D: D, TopK: topk, N: N}
-	val := func(scale float32) float32 {
-		if kind == "int" {
-			return float32(rng.IntN(5) - 2)
-		}
-		return float32(rng.NormFloat64()) * scale
-	}
-	in.K = make([]float32, N*D)
-	switch kind {
-	case "dup":
-		pool := make([]float32, 5*D)
-		for i := range pool {
-			pool[i] = val(1)
-		}
-		for s := 0; s < N; s++ {
-			copy(in.K[s*D:(s+1)*D], pool[rng.IntN(5)*D:])
-		}
-	case "sink":
-		topic := make([]float32, D)
-		for i := range topic {
-			topic[i] = val(1)
-		}
-		for s := 0; s < N; s++ {
-			for x := 0; x < D; x++ {
-				in.K[s*D+x] = 0.3*val(1) + topic[x]*float32(s%7)/7
-			}
-		}
-		for x := 0; x < D; x++ {
-			in.K[x] *= 20
-		}
-	default:
-		for i := range in.K {
-			in.K[i] = val(1)
-		}
-	}
-	in.Q = make([]float32, nq*H*D)
-	for i := range in.Q {
-		in.Q[i] = val(1)
-	}
-	in.W = make([]float32, nq*H)
-	for i := range in.W {
-		in.W[i] = val(0.5)
-	}
-	pos := make([]int64, nq)
-	for i := range pos {
-		pos[i] = int64(rng.IntN(N))
-	}
-	pos[0] = int64(N - 1)
-	slices.Sort(pos)
-	in.QPos = pos
-	return in
+	l := indextest.Random(rng, H, D, N, nq, kind)
+	return &indexer.Input{H: H, D: D, TopK: topk, N: N, QPos: l.QPos, Q: l.Q, K: l.K, W: l.W}
 }
 
 // allMethods is indexer's test set: every router and pooling, small blocks.
