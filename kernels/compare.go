@@ -5,6 +5,8 @@ package kernels
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/misabench/misabench/trace"
@@ -218,6 +220,11 @@ func (g *GPU) compareCase(model, mode string, n int, o *CompareOptions) ([]CaseR
 	in, err := makeInputs(model, mode, n, o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Dump != "" {
+		if err := dumpInputs(o.Dump, model, mode, in, o); err != nil {
+			return nil, err
+		}
 	}
 	var out []CaseResult
 	err = g.d.do(func() error {
@@ -517,4 +524,28 @@ func meanRecall(ref, got [][]int32) float64 {
 		sum += float64(hit) / float64(len(ref[r]))
 	}
 	return sum / float64(len(ref))
+}
+
+// dumpInputs writes one shape's inputs as a v1 trace: q and k are the FP8
+// values times their scales (exact in fp32), w the indexer weights, so DSA
+// on the trace is the computation the kernels timed.
+func dumpInputs(dir, model, mode string, in *compareInputs, o *CompareOptions) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("kernels: dump: %w", err)
+	}
+	meta := trace.Meta{
+		Format: trace.FormatV1, Model: model, NCtx: in.N, Heads: in.H, HeadDim: 128, TopK: o.TopK,
+		Layers: []int{0}, Dataset: "kernel-compare",
+		Extra: map[string]string{"mode": mode, "seed": fmt.Sprint(o.Seed)},
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.safetensors", model, mode, in.N))
+	w, err := trace.Create(path, meta, in.qpos, in.N, trace.WriteOptions{})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if err := w.WriteLayer(&trace.Layer{Index: 0, Q: in.qf, K: in.kf, W: in.w}); err != nil {
+		return err
+	}
+	return w.Close()
 }

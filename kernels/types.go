@@ -31,6 +31,12 @@ type CompareOptions struct {
 	Heads, Block, Stage1, HisaBlock, HisaBlocks int
 	Warmup, Reps                                int
 	Seed                                        uint64
+	// Dump, when set, is a directory where each shape's inputs are written
+	// as a trace (F32: the FP8 values dequantised exactly), named
+	// <model>-<mode>-<ctx>.safetensors, so that an independent
+	// implementation (tools/reference/compare_torch.py) can recompute the
+	// same selections and recalls.
+	Dump string `json:"dump,omitempty"`
 	// Progress is called after each case (model, mode, context).
 	Progress func(done, total int) `json:"-"`
 }

@@ -36,6 +36,9 @@ type KernelOptions struct {
 	Heads, Block, Stage1, HisaBlock, HisaBlocks int
 	Warmup, Reps                                int
 	Seed                                        uint64
+	// Dump is a directory for each shape's inputs as a trace, for an
+	// independent check (tools/reference/compare_torch.py); "" for none.
+	Dump string
 
 	// Format of stdout: table, json or csv.
 	Format string
@@ -117,6 +120,7 @@ func newKernelCmd(a *app) *cobra.Command {
 	f.IntVar(&opts.Reps, "reps", opts.Reps, "timed runs (the median is reported)")
 	f.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of the synthetic inputs")
 	f.StringVar(&opts.Out, "out", "", "output `dir`ectory (default results/runs/kernel-<UTC time>)")
+	f.StringVar(&opts.Dump, "dump", "", "also write each shape's inputs as a trace into `dir`, for tools/reference/compare_torch.py")
 	return cmd
 }
 
@@ -234,7 +238,7 @@ func (o *KernelOptions) compareOptions() (kernels.CompareOptions, error) {
 		Models: models, Contexts: ctxs, Modes: modes,
 		PrefillRows: o.Rows, DecodeBatch: o.Batch, TopK: o.TopK,
 		Heads: o.Heads, Block: o.Block, Stage1: o.Stage1, HisaBlock: o.HisaBlock, HisaBlocks: o.HisaBlocks,
-		Warmup: o.Warmup, Reps: o.Reps, Seed: o.Seed,
+		Warmup: o.Warmup, Reps: o.Reps, Seed: o.Seed, Dump: o.Dump,
 	}, nil
 }
 
