@@ -396,3 +396,42 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: code %d %q", code, stdout)
 	}
 }
+
+// trace select prints DSA's sets; on a trace whose rows see fewer keys than
+// k every visible key is selected.
+func TestTraceSelect(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.safetensors")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"trace", "gen", "--out", path, "--ctx", "600", "--queries", "4", "--layers", "0,2", "--topk", "256"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("trace gen: exit %d: %s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"trace", "select", path, "--layers", "2"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("trace select: exit %d: %s", code, stderr.String())
+	}
+	var got struct {
+		Layers []struct {
+			Layer int
+			QPos  []int64 `json:"q_pos"`
+			Sets  map[string][][]int32
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(got.Layers) != 1 || got.Layers[0].Layer != 2 {
+		t.Fatalf("layers %+v, want layer 2 only", got.Layers)
+	}
+	l := got.Layers[0]
+	for r, set := range l.Sets["dsa"] {
+		want := min(int(l.QPos[r])+1, 256)
+		if len(set) != want {
+			t.Errorf("row %d (p %d): %d tokens, want %d", r, l.QPos[r], len(set), want)
+		}
+	}
+	if code := run(context.Background(), []string{"trace", "select", path, "--layers", "5"}, &stdout, &stderr); code != 2 {
+		t.Errorf("missing layer: exit %d, want 2", code)
+	}
+}
