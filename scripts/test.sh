@@ -17,8 +17,9 @@ go vet ./...
 echo "== go test"
 go test ./...
 
-echo "== fuzz (trace header parser, 5s)"
+echo "== fuzz (safetensors header parser, through trace and directly; 5s each)"
 go test ./trace -run '^$' -fuzz FuzzParseHeader -fuzztime 5s
+go test ./safetensors -run '^$' -fuzz FuzzHeader -fuzztime 5s
 
 echo "== regression against results/baseline/ci.json"
 go run ./cmd/misabench regress --config configs/ci.yaml --baseline results/baseline/ci.json

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	ownst "github.com/misabench/misabench/safetensors"
 	"github.com/nlpodyssey/safetensors"
 	"golang.org/x/sys/unix"
 )
@@ -70,7 +71,7 @@ func BenchmarkOpen(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, ok := f.hdr.tensor("layers.7.k"); !ok {
+			if _, ok := f.st.Info("layers.7.k"); !ok {
 				b.Fatal("no tensor")
 			}
 			f.Close()
@@ -164,7 +165,7 @@ func BenchmarkDecodeBF16K(b *testing.B) {
 	dst := make([]float32, n)
 	b.SetBytes(int64(4 * n))
 	for b.Loop() {
-		decodeRaw(dst, src, DTypeBF16)
+		ownst.Decode(dst, src, DTypeBF16)
 	}
 }
 

@@ -5,5 +5,7 @@
 // format before a single number is used, writes them atomically (temporary
 // file, then rename), and generates structured synthetic traces. Every source
 // of layers — a file on disk or the generator — implements Source, so the
-// rest of misabench never knows where a layer came from.
+// rest of misabench never knows where a layer came from. The generic
+// safetensors part (mapping, header validation, dtype codec) lives in
+// package safetensors; this package adds the trace's own rules on top.
 package trace

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	"github.com/misabench/misabench/safetensors"
 )
 
 // FormatError reports input that breaks the trace contract: a file that is
@@ -49,4 +51,29 @@ func pathError(path string, err error) error {
 		rule = pe.Op + ": " + pe.Err.Error()
 	}
 	return &FormatError{File: path, Rule: rule, err: err}
+}
+
+// fromSafetensors converts the errors of package safetensors into this
+// package's: an *safetensors.Error (a file that breaks the safetensors
+// rules, a missing path, a fault on the mapping) becomes a *FormatError with
+// the same file, tensor and rule, unwrapping to the same cause; a system
+// failure (*fs.PathError from mmap, munmap or read) becomes "trace PATH: OP:
+// cause". Other errors pass through.
+func fromSafetensors(err error) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := err.(*safetensors.Error); ok {
+		return &FormatError{File: se.File, Tensor: se.Tensor, Rule: se.Rule, err: se.Err}
+	}
+	if pe, ok := err.(*fs.PathError); ok && (pe.Op == "mmap" || pe.Op == "munmap" || pe.Op == "read") {
+		return fmt.Errorf("trace %s: %s: %w", pe.Path, pe.Op, pe.Err)
+	}
+	return err
+}
+
+// catchFault runs fn with faults on the mapped file turned into a
+// *FormatError (see safetensors.CatchFault); fn's own errors pass through.
+func catchFault(file string, fn func() error) error {
+	return fromSafetensors(safetensors.CatchFault(file, fn))
 }

@@ -8,18 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"math"
-	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/misabench/misabench/safetensors"
 )
 
 // File is a trace file on disk, memory-mapped. Open checks everything that
@@ -30,15 +26,14 @@ import (
 // calls are in flight: it waits for them.
 type File struct {
 	path   string
-	data   []byte // the whole file; nil after Close
-	mapped bool   // data comes from mmap and must be unmapped
-	hdr    *header
+	st     *safetensors.File // the mapped file and its checked header
+	closed bool              // set by Close, under mu
 	meta   Meta
 	qpos   []int64
 	nkeys  int
 	layers map[int]layerTensors
 
-	mu       sync.RWMutex // read-held while data is in use, write-held by Close
+	mu       sync.RWMutex // read-held while st's data is in use, write-held by Close
 	hashOnce sync.Once
 	hash     string
 }
@@ -53,6 +48,9 @@ type layerTensors struct {
 // Tensor names of the format (DESIGN §3).
 const qposName = "q_pos"
 
+// metadataKey names the metadata in errors.
+const metadataKey = safetensors.MetadataKey
+
 func layerTensorName(l int, what string) string {
 	return "layers." + strconv.Itoa(l) + "." + what
 }
@@ -64,57 +62,28 @@ func layerTensorName(l int, what string) string {
 // however large the trace is, and pages are read from the page cache only
 // when a layer is decoded.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, pathError(path, err)
-	}
-	defer fh.Close() // the mapping outlives the descriptor
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, pathError(path, err)
-	}
-	if st.IsDir() {
+	st, err := safetensors.Open(path)
+	if errors.Is(err, safetensors.ErrDirectory) {
 		return nil, newFormatError(path, "", "is a directory, not a trace file")
 	}
-	size := st.Size()
-	if size < 8 {
-		return nil, errTooShort(path, size)
-	}
-	if size > math.MaxInt {
-		return nil, newFormatError(path, "", "file of %d bytes is too large to map", size)
-	}
-	data, err := unix.Mmap(int(fh.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
-	if errors.Is(err, unix.ENODEV) {
-		// A file system without mmap support (some FUSE mounts): read the
-		// file instead, which costs its size in memory but still works.
-		data = make([]byte, size)
-		if _, err := io.ReadFull(fh, data); err != nil {
-			return nil, fmt.Errorf("trace %s: %w", path, err)
-		}
-		return newFile(path, data)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("trace %s: mmap: %w", path, err)
+		return nil, fromSafetensors(err)
 	}
-	f, err := newFile(path, data)
+	f, err := newFile(st)
 	if err != nil {
-		_ = unix.Munmap(data)
+		_ = st.Close()
 		return nil, err
 	}
-	f.mapped = true
 	return f, nil
 }
 
-// newFile checks a whole trace held in data (a mapping, or bytes in tests
-// and fuzzing) and builds a File over it.
-func newFile(path string, data []byte) (*File, error) {
-	f := &File{path: path, data: data}
-	err := catchFault(path, func() error {
+// newFile checks a whole trace over an open safetensors file (a mapping,
+// or bytes in tests and fuzzing) and builds a File over it.
+func newFile(st *safetensors.File) (*File, error) {
+	f := &File{path: st.Name(), st: st}
+	err := catchFault(f.path, func() error {
 		var err error
-		if f.hdr, err = parseHeader(path, data); err != nil {
-			return err
-		}
-		if f.meta, err = ParseMeta(path, f.hdr.meta); err != nil {
+		if f.meta, err = ParseMeta(f.path, st.Metadata()); err != nil {
 			return err
 		}
 		return f.checkLayout()
@@ -125,11 +94,20 @@ func newFile(path string, data []byte) (*File, error) {
 	return f, nil
 }
 
+// newFileBytes checks a trace held in data (tests and fuzzing).
+func newFileBytes(path string, data []byte) (*File, error) {
+	st, err := safetensors.FromBytes(path, data)
+	if err != nil {
+		return nil, fromSafetensors(err)
+	}
+	return newFile(st)
+}
+
 // checkLayout checks the tensors the format names against the metadata and
 // each other, then the query positions.
 func (f *File) checkLayout() error {
 	m := &f.meta
-	qp, ok := f.hdr.tensor(qposName)
+	qp, ok := f.st.Info(qposName)
 	if !ok {
 		return newFormatError(f.path, qposName, "missing")
 	}
@@ -151,7 +129,7 @@ func (f *File) checkLayout() error {
 		var err error
 		get := func(what string) (TensorInfo, error) {
 			name := layerTensorName(l, what)
-			t, ok := f.hdr.tensor(name)
+			t, ok := f.st.Info(name)
 			if !ok {
 				return t, newFormatError(f.path, name, "missing (layer %d is listed in the metadata)", l)
 			}
@@ -199,7 +177,7 @@ func (f *File) checkLayout() error {
 		return newFormatError(f.path, layerTensorName(m.Layers[0], "k"), "has %d key rows, more than n_ctx = %d", f.nkeys, m.NCtx)
 	}
 
-	src := f.data[f.hdr.dataStart+qp.Begin : f.hdr.dataStart+qp.End]
+	src := f.st.TensorBytes(qp)
 	f.qpos = make([]int64, nq)
 	for i := range f.qpos {
 		f.qpos[i] = int64(binary.LittleEndian.Uint64(src[8*i:]))
@@ -240,7 +218,7 @@ func shapeOrigin(name string) string {
 // would be silently ignored by one reader and applied by another.
 func (f *File) scaleTensor(l int, what string, dt DType, shape []int) (*TensorInfo, error) {
 	name := layerTensorName(l, what+"_scale")
-	t, ok := f.hdr.tensor(name)
+	t, ok := f.st.Info(name)
 	switch {
 	case dt == DTypeF8E4M3 && !ok:
 		return nil, newFormatError(f.path, name, "missing (required because %s is F8_E4M3)", layerTensorName(l, what))
@@ -276,15 +254,11 @@ func checkQPos(file string, qpos []int64, nkeys, nctx int) error {
 func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	data := f.data
-	f.data = nil
-	if data == nil || !f.mapped {
+	if f.closed {
 		return nil
 	}
-	if err := unix.Munmap(data); err != nil {
-		return fmt.Errorf("trace %s: munmap: %w", f.path, err)
-	}
-	return nil
+	f.closed = true
+	return fromSafetensors(f.st.Close())
 }
 
 // Name is the path the file was opened with.
@@ -318,17 +292,12 @@ func (f *File) NKeys() int { return f.nkeys }
 // Tensors lists every tensor of the file sorted by name, including tensors
 // the format does not name (other tools add extras; they are tolerated).
 func (f *File) Tensors() []TensorInfo {
-	out := make([]TensorInfo, len(f.hdr.tensors))
-	for i, t := range f.hdr.tensors {
-		t.Shape = append([]int(nil), t.Shape...)
-		out[i] = t
-	}
-	return out
+	return f.st.Tensors()
 }
 
 // RawMeta returns a copy of the __metadata__ strings as stored.
 func (f *File) RawMeta() map[string]string {
-	return maps.Clone(f.hdr.meta)
+	return f.st.Metadata()
 }
 
 // Hash is the sha256 of the whole file, hex-encoded. It reads the entire
@@ -339,11 +308,12 @@ func (f *File) Hash() string {
 	f.hashOnce.Do(func() {
 		f.mu.RLock()
 		defer f.mu.RUnlock()
-		if f.data == nil {
+		if f.closed {
 			return
 		}
+		data := f.st.Data()
 		_ = catchFault(f.path, func() error {
-			sum := sha256.Sum256(f.data)
+			sum := sha256.Sum256(data)
 			f.hash = hex.EncodeToString(sum[:])
 			return nil
 		})
@@ -382,7 +352,7 @@ func (f *File) decodeLayer(ctx context.Context, l int, out *Layer) error {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.data == nil {
+	if f.closed {
 		return fmt.Errorf("trace %s: file is closed", f.path)
 	}
 	lt, ok := f.layers[l]
@@ -451,10 +421,8 @@ const (
 // are split into contiguous parts decoded in parallel; the first bad element
 // over all parts is the one reported.
 func (f *File) decodeTensor(ctx context.Context, t TensorInfo, dst []float32, scale []float32, group int) error {
-	src := f.data[f.hdr.dataStart+t.Begin : f.hdr.dataStart+t.End]
-	if f.mapped && len(src) >= 1<<20 {
-		adviseWillNeed(f.data, f.hdr.dataStart+t.Begin, f.hdr.dataStart+t.End)
-	}
+	src := f.st.TensorBytes(t)
+	f.st.WillNeed(t)
 	unit := 1 // parts must not split a scale group
 	if scale != nil {
 		unit = group
@@ -491,9 +459,9 @@ func (f *File) decodePart(ctx context.Context, t TensorInfo, src []byte, dst, sc
 		b := min(a+step, hi)
 		var ok bool
 		if scale != nil {
-			ok = decodeE4M3Scaled(dst[a:b], src[a:b], scale[a/group:b/group], group)
+			ok = safetensors.DecodeE4M3Scaled(dst[a:b], src[a:b], scale[a/group:b/group], group)
 		} else {
-			ok = decodeRaw(dst[a:b], src[a*size:b*size], t.DType)
+			ok = safetensors.Decode(dst[a:b], src[a*size:b*size], t.DType)
 		}
 		if !ok {
 			for i := a; i < b; i++ {
@@ -509,10 +477,10 @@ func (f *File) decodePart(ctx context.Context, t TensorInfo, src []byte, dst, sc
 // badValue describes the non-finite element i of tensor t.
 func (f *File) badValue(t TensorInfo, src []byte, scale []float32, group, i int) error {
 	at := elemIndex(t.Shape, i)
-	raw := decodeOne(src, t.DType, i)
+	raw := safetensors.DecodeAt(src, t.DType, i)
 	if raw-raw != 0 || scale == nil {
 		return newFormatError(f.path, t.Name, "element %s is %v (file offset %d): values must be finite",
-			at, raw, f.hdr.dataStart+t.Begin+int64(i*t.DType.Size()))
+			at, raw, f.st.Header().DataStart()+t.Begin+int64(i*t.DType.Size()))
 	}
 	return newFormatError(f.path, t.Name, "element %s = %v × scale %v overflows float32", at, raw, scale[i/group])
 }
@@ -552,49 +520,8 @@ func parallelRange(n, unit int, fn func(lo, hi int) (int, error)) (int, error) {
 	return -1, nil
 }
 
-// adviseWillNeed asks the kernel to start reading [begin, end) of the
-// mapping ahead of the decode loop, so that a cold trace is read in large
-// requests rather than one fault at a time. It is only a hint.
-func adviseWillNeed(data []byte, begin, end int64) {
-	page := int64(os.Getpagesize())
-	begin -= begin % page
-	_ = unix.Madvise(data[begin:end], unix.MADV_WILLNEED)
-}
-
-// catchFault runs fn with faults on the mapping turned into errors. A
-// mapped file that another process truncates raises SIGBUS on access; by
-// default that kills the program, but the format promises an error, never a
-// crash. SetPanicOnFault is per goroutine, so every goroutine that reads the
-// mapping goes through here.
-func catchFault(file string, fn func() error) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if fault, ok := r.(interface{ Addr() uintptr }); ok {
-				err = newFormatError(file, "", "memory fault reading the mapped file at %#x: was it truncated or changed while open?", fault.Addr())
-				return
-			}
-			panic(r)
-		}
-	}()
-	return fn()
-}
-
-// index formats the multi-dimensional index of flat element i of a tensor.
-func elemIndex(shape []int, i int) string {
-	if len(shape) == 0 {
-		return "[]"
-	}
-	idx := make([]int, len(shape))
-	for d := len(shape) - 1; d >= 0; d-- {
-		if shape[d] > 0 {
-			idx[d] = i % shape[d]
-			i /= shape[d]
-		}
-	}
-	return fmt.Sprint(idx)
-}
+// elemIndex formats the multi-dimensional index of flat element i of a tensor.
+func elemIndex(shape []int, i int) string { return safetensors.ElemIndex(shape, i) }
 
 func formatLayerList(xs []int) string {
 	s := make([]string, len(xs))

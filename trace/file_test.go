@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/misabench/misabench/safetensors"
 )
 
 // tioSource is an in-memory Source for the reader and writer tests (the
@@ -244,7 +246,7 @@ func tioCheckValues(t *testing.T, what string, dt DType, got, want []float32, gr
 		for _, v := range want[g : g+group] {
 			amax = max(amax, absF32(v))
 		}
-		scale := float64(ue8m0Scale(amax))
+		scale := float64(safetensors.UE8M0Scale(amax))
 		for i := g; i < g+group; i++ {
 			ok := false
 			if dt == DTypeF8E4M3 {

@@ -42,7 +42,7 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(binary.LittleEndian.AppendUint64(nil, 1<<62))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		file, err := newFile("fuzz", data)
+		file, err := newFileBytes("fuzz", data)
 		if err != nil {
 			var fe *FormatError
 			if !errors.As(err, &fe) {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/misabench/misabench/safetensors"
 )
 
 // WriteOptions chooses how q and k are stored. The zero value stores both as
@@ -27,7 +29,7 @@ func (o WriteOptions) normalize(path string) (WriteOptions, error) {
 		if *p == "" {
 			*p = DTypeF32
 		}
-		if !p.isInput() {
+		if !isInput(*p) {
 			return o, newFormatError(path, "", "cannot store q or k as %s (allowed: %s)", *p, joinDTypes(inputDTypes))
 		}
 	}
@@ -156,7 +158,7 @@ func Create(path string, meta Meta, qpos []int64, nkeys int, opt WriteOptions) (
 func encodeHeader(meta map[string]string, plan []TensorInfo) ([]byte, error) {
 	var b bytes.Buffer
 	b.Write(make([]byte, 8)) // the length, filled in below
-	b.WriteString(`{"` + metadataKey + `":{`)
+	b.WriteString(`{"` + safetensors.MetadataKey + `":{`)
 	for i, k := range slices.Sorted(maps.Keys(meta)) {
 		if i > 0 {
 			b.WriteByte(',')
@@ -181,8 +183,8 @@ func encodeHeader(meta map[string]string, plan []TensorInfo) ([]byte, error) {
 		b.WriteByte(' ')
 	}
 	out := b.Bytes()
-	if len(out)-8 > maxHeaderLen {
-		return nil, fmt.Errorf("header of %d bytes is over the %d-byte limit", len(out)-8, maxHeaderLen)
+	if len(out)-8 > safetensors.MaxHeaderLen {
+		return nil, fmt.Errorf("header of %d bytes is over the %d-byte limit", len(out)-8, safetensors.MaxHeaderLen)
 	}
 	binary.LittleEndian.PutUint64(out, uint64(len(out)-8))
 	return out, nil
@@ -263,9 +265,9 @@ func (w *Writer) writeInput(l int, what string, vals []float32, dt DType, group 
 	var scale []float32
 	if dt == DTypeF8E4M3 {
 		scale = make([]float32, len(vals)/group)
-		fp8Scales(scale, vals, group)
+		safetensors.UE8M0Scales(scale, vals, group)
 		sb := make([]byte, 4*len(scale))
-		encodeRaw(sb, scale, DTypeF32)
+		safetensors.Encode(sb, scale, DTypeF32)
 		if err := w.writeAt(layerTensorName(l, what+"_scale"), sb, 0); err != nil {
 			return err
 		}
@@ -285,10 +287,10 @@ func (w *Writer) writeInput(l int, what string, vals []float32, dt DType, group 
 		buf := w.buf[:(b-a)*size]
 		bad, _ := parallelRange(b-a, unit, func(lo, hi int) (int, error) {
 			if scale != nil {
-				encodeE4M3Scaled(buf[lo:hi], vals[a+lo:a+hi], scale[(a+lo)/group:(a+hi)/group], group)
+				safetensors.EncodeE4M3Scaled(buf[lo:hi], vals[a+lo:a+hi], scale[(a+lo)/group:(a+hi)/group], group)
 				return -1, nil
 			}
-			if i := encodeRaw(buf[lo*size:hi*size], vals[a+lo:a+hi], dt); i >= 0 {
+			if i := safetensors.Encode(buf[lo*size:hi*size], vals[a+lo:a+hi], dt); i >= 0 {
 				return a + lo + i, nil
 			}
 			return -1, nil

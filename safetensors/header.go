@@ -1,42 +1,4 @@
-// Reading safetensors: why misabench has its own reader.
-//
-// The format is simple: an 8-byte little-endian header length n, n bytes of
-// JSON (tensor name → dtype, shape, data_offsets, plus an optional
-// "__metadata__" object of strings), then the data. We evaluated
-// github.com/nlpodyssey/safetensors against the small reader below
-// (BenchmarkOpen in bench_test.go: open a 441 MiB trace of 34 tensors and
-// look one up; 2-core AMD EPYC VM, warm page cache) and kept our own:
-//
-//	our mmap reader              0.18 ms     76 KB allocated
-//	nlpodyssey + os.ReadFile     57-72 ms   463 MB allocated (the whole file)
-//	nlpodyssey over our mmap     0.12 ms     43 KB allocated
-//
-//   - nlpodyssey's Deserialize takes the whole file as one []byte; its
-//     intended use, os.ReadFile, copies every byte onto the heap before the
-//     first tensor is looked at. That is 300× slower from a warm cache (and
-//     reads gigabytes from disk from a cold one) and needs the file's size in
-//     RAM per open trace. Opening must touch only the header, decoding only
-//     the layer it decodes: that is what mmap gives.
-//   - Fed our mmap'd slice instead, its header parse is a little faster than
-//     ours (one reflective json.Unmarshal, no duplicate-name check), but it
-//     still cannot serve: it has no F8_E4M3 dtype, so FP8 traces fail to
-//     open; it refuses gaps between tensors, which our reader tolerates; and
-//     its errors do not say which tensor broke which rule, while ours must
-//     name the file, the tensor and the rule (DESIGN §3). Wrapping it would
-//     mean parsing the header twice for the checks it lacks.
-//   - Safety on multi-gigabyte files: offsets are checked against the
-//     mapping with overflow-checked arithmetic before any slice is taken, and
-//     a file truncated under the mapping (SIGBUS) becomes an error through
-//     debug.SetPanicOnFault (see catchFault), never a crash. The parser is
-//     small and fuzzed (FuzzParseHeader).
-//
-// The reader is strict where a wrong number could result (bounds, overlap,
-// byte length = elements × dtype size, duplicate names) and lenient where
-// other writers differ harmlessly: Python's safetensors pads the JSON with
-// spaces, orders entries freely and may put "__metadata__" anywhere; gaps
-// between tensors and trailing bytes are tolerated.
-
-package trace
+package safetensors
 
 import (
 	"bytes"
@@ -46,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -53,13 +16,13 @@ import (
 	"unicode/utf8"
 )
 
-// maxHeaderLen bounds the JSON header. The reference implementation uses the
-// same 100 MB limit; anything larger is a corrupt length, not a real header,
-// and must not make us parse (or allocate for) gigabytes of garbage.
-const maxHeaderLen = 100_000_000
+// MaxHeaderLen bounds the JSON header. The reference implementation uses
+// the same 100 MB limit; anything larger is a corrupt length, not a real
+// header, and must not make us parse (or allocate for) gigabytes of garbage.
+const MaxHeaderLen = 100_000_000
 
-// metadataKey is the reserved header entry that holds string metadata.
-const metadataKey = "__metadata__"
+// MetadataKey is the reserved header entry that holds string metadata.
+const MetadataKey = "__metadata__"
 
 // TensorInfo describes one tensor of a safetensors file. Begin and End are
 // byte offsets relative to the start of the data section (after the header).
@@ -80,70 +43,112 @@ func (t TensorInfo) NumElements() int {
 	return n
 }
 
-// header is a parsed and bounds-checked safetensors header.
-type header struct {
-	meta      map[string]string // nil when the file has no __metadata__
+// RowElements is the number of elements of one row along the first
+// dimension (the product of the other dimensions; 1 for a 1-D tensor).
+func (t TensorInfo) RowElements() int {
+	n := 1
+	for _, d := range t.Shape[min(1, len(t.Shape)):] {
+		n *= d
+	}
+	return n
+}
+
+// clone returns t with its own copy of the shape.
+func (t TensorInfo) clone() TensorInfo {
+	t.Shape = slices.Clone(t.Shape)
+	return t
+}
+
+// Header is a parsed and bounds-checked safetensors header: every tensor's
+// byte range lies inside the data section, matches its dtype and shape, and
+// overlaps no other tensor, so that slicing the data by it is always safe.
+type Header struct {
+	meta      map[string]string // never nil
 	tensors   []TensorInfo      // sorted by name
 	byName    map[string]int    // index into tensors
 	dataStart int64             // 8 + header length
 }
 
-func (h *header) tensor(name string) (TensorInfo, bool) {
+// Metadata returns a copy of the __metadata__ strings (empty, not nil, when
+// the file has none).
+func (h *Header) Metadata() map[string]string { return maps.Clone(h.meta) }
+
+// Tensors lists every tensor sorted by name (copies: callers may modify
+// them).
+func (h *Header) Tensors() []TensorInfo {
+	out := make([]TensorInfo, len(h.tensors))
+	for i, t := range h.tensors {
+		out[i] = t.clone()
+	}
+	return out
+}
+
+// Len is the number of tensors.
+func (h *Header) Len() int { return len(h.tensors) }
+
+// Info looks a tensor up by name.
+func (h *Header) Info(name string) (TensorInfo, bool) {
 	i, ok := h.byName[name]
 	if !ok {
 		return TensorInfo{}, false
 	}
-	return h.tensors[i], true
+	return h.tensors[i].clone(), true
 }
 
-func errTooShort(file string, size int64) error {
-	return newFormatError(file, "", "file is %d bytes, shorter than the 8-byte header length", size)
-}
+// DataStart is the file offset of the data section: 8 + the header length.
+func (h *Header) DataStart() int64 { return h.dataStart }
 
-// parseHeader parses and checks the header of a safetensors file whose bytes
+// ParseHeader parses and checks the header of a safetensors file whose bytes
 // are data (the whole file: a memory map, or a slice in tests). Every tensor
 // is checked against the data section's bounds, its dtype size and the other
-// tensors, so that a later slice of data can never be out of range.
-func parseHeader(file string, data []byte) (*header, error) {
+// tensors, so that a later slice of data can never be out of range. file
+// only names the file in errors, which are *Error values.
+//
+// The parser is strict where a wrong number could result (bounds, overlap,
+// byte length = elements × dtype size, duplicate names, an unknown dtype)
+// and lenient where writers differ harmlessly: Python's safetensors pads the
+// JSON with spaces, orders entries freely and may put "__metadata__"
+// anywhere; gaps between tensors and trailing bytes are tolerated.
+func ParseHeader(file string, data []byte) (*Header, error) {
 	size := int64(len(data))
 	if size < 8 {
 		return nil, errTooShort(file, size)
 	}
 	n := binary.LittleEndian.Uint64(data)
-	if n > maxHeaderLen {
-		return nil, newFormatError(file, "", "header length %d is absurd (limit %d bytes): not a safetensors file?", n, maxHeaderLen)
+	if n > MaxHeaderLen {
+		return nil, newError(file, "", "header length %d is absurd (limit %d bytes): not a safetensors file?", n, MaxHeaderLen)
 	}
 	if int64(n) > size-8 {
-		return nil, newFormatError(file, "", "header length %d runs past the end of the %d-byte file: truncated?", n, size)
+		return nil, newError(file, "", "header length %d runs past the end of the %d-byte file: truncated?", n, size)
 	}
 	raw := data[8 : 8+n]
 	if !utf8.Valid(raw) {
 		// encoding/json would silently replace bad bytes in names.
-		return nil, newFormatError(file, "", "header is not valid UTF-8")
+		return nil, newError(file, "", "header is not valid UTF-8")
 	}
-	h := &header{dataStart: 8 + int64(n), byName: map[string]int{}}
+	h := &Header{dataStart: 8 + int64(n), byName: map[string]int{}}
 	dataLen := size - h.dataStart
 
 	entries, err := splitObject(raw)
 	if err != nil {
-		return nil, newFormatError(file, "", "header is not a JSON object: %v", err)
+		return nil, newError(file, "", "header is not a JSON object: %v", err)
 	}
 	for _, e := range entries {
-		if e.name == metadataKey {
+		if e.name == MetadataKey {
 			if h.meta != nil {
-				return nil, newFormatError(file, metadataKey, "appears twice in the header")
+				return nil, newError(file, MetadataKey, "appears twice in the header")
 			}
 			if h.meta, err = parseMetadataObject(e.value); err != nil {
-				return nil, newFormatError(file, metadataKey, "%v", err)
+				return nil, newError(file, MetadataKey, "%v", err)
 			}
 			continue
 		}
 		if _, dup := h.byName[e.name]; dup {
-			return nil, newFormatError(file, e.name, "appears twice in the header")
+			return nil, newError(file, e.name, "appears twice in the header")
 		}
 		t, err := parseTensorEntry(e.name, e.value, dataLen)
 		if err != nil {
-			return nil, newFormatError(file, e.name, "%v", err)
+			return nil, newError(file, e.name, "%v", err)
 		}
 		h.byName[e.name] = len(h.tensors)
 		h.tensors = append(h.tensors, t)
@@ -170,7 +175,7 @@ func parseHeader(file string, data []byte) (*header, error) {
 	for i := 1; i < len(order); i++ {
 		prev, cur := h.tensors[order[i-1]], h.tensors[order[i]]
 		if cur.Begin < prev.End {
-			return nil, newFormatError(file, cur.Name, "data_offsets [%d,%d] overlap tensor %s [%d,%d]",
+			return nil, newError(file, cur.Name, "data_offsets [%d,%d] overlap tensor %s [%d,%d]",
 				cur.Begin, cur.End, prev.Name, prev.Begin, prev.End)
 		}
 	}
@@ -341,7 +346,7 @@ func naturals(v json.RawMessage) ([]uint64, error) {
 	return out, nil
 }
 
-// clip shortens a JSON value for an error message.
+// clipJSON shortens a JSON value for an error message.
 func clipJSON(v []byte) string {
 	const limit = 40
 	if len(v) > limit {
