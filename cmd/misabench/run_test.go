@@ -435,3 +435,24 @@ func TestTraceSelect(t *testing.T) {
 		t.Errorf("missing layer: exit %d, want 2", code)
 	}
 }
+
+func TestTraceConvertBadInput(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	for _, args := range [][]string{
+		{"trace", "convert", "--activations", "a", "--out", filepath.Join(dir, "o")},
+		{"trace", "convert", "--checkpoint", dir, "--activations", "a", "--out", filepath.Join(dir, "o")},
+		{"trace", "convert", "--checkpoint", dir, "--activations", "a", "--out", filepath.Join(dir, "o"), "--quant", "int4"},
+	} {
+		stderr.Reset()
+		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr.String())
+		}
+		if n := strings.Count(strings.TrimSpace(stderr.String()), "\n"); n != 0 {
+			t.Errorf("%v: %d-line error %q", args, n+1, stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "o")); !os.IsNotExist(err) {
+		t.Error("a failed conversion wrote its output")
+	}
+}

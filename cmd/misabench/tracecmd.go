@@ -25,7 +25,7 @@ directory of traces is a data set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newTraceGenCmd(a), newTraceInspectCmd(a), newTraceValidateCmd(a), newTraceSelectCmd(a))
+	cmd.AddCommand(newTraceGenCmd(a), newTraceInspectCmd(a), newTraceValidateCmd(a), newTraceSelectCmd(a), newTraceConvertCmd(a))
 	return cmd
 }
 
