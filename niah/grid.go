@@ -1,5 +1,7 @@
 package niah
 
+import "time"
+
 // SchemaV1 is the schema string of a NIAH result file.
 const SchemaV1 = "misabench.niah/v1"
 
@@ -37,4 +39,8 @@ type Result struct {
 	Config  map[string]any `json:"config,omitempty"`
 	Grids   []Grid         `json:"grids"`
 	Notes   []string       `json:"notes,omitempty"`
+	// Created is when the run finished (UTC); WallSeconds how long it
+	// took, grid set-up, generation and selection included.
+	Created     time.Time `json:"created,omitzero"`
+	WallSeconds float64   `json:"wall_seconds,omitempty"`
 }

@@ -42,6 +42,24 @@ type NeedleSpec struct {
 	Depth float64 `json:"depth" yaml:"depth" mapstructure:"depth"`
 	// Len is the needle's length in tokens (0: DefaultNeedleLen).
 	Len int `json:"len" yaml:"len" mapstructure:"len"`
+	// Focus, when positive, makes the question a focused one: every
+	// question row's feature intent (the needle's feature) gets the
+	// strength Focus × the largest of the row's drawn intent strengths
+	// (topic, feature, local, sink), so the needle's feature heads carry
+	// Focus times the weight of any other intent's heads (before the
+	// per-head gain and weight jitter). 0 (the default): off, the strengths
+	// are drawn like any other row's. Only the question rows' weights
+	// change; every random draw stays the same.
+	Focus float64 `json:"focus,omitempty" yaml:"focus" mapstructure:"focus"`
+	// Scale, when positive, is the amplitude of the needle tokens' feature
+	// direction (0, the default: FeatureScale, like any feature token).
+	// Only the needle's keys change; every random draw stays the same.
+	//
+	// Focus and Scale together make the needle unmissable for DSA (see
+	// docs/synthetic.md, "Focused needles"); the niah command sets them.
+	// Both are omitted from the canonical JSON when zero, so configurations
+	// without them keep their hash.
+	Scale float64 `json:"scale,omitempty" yaml:"scale" mapstructure:"scale"`
 }
 
 // SynthConfig configures the structured synthetic trace generator. The
@@ -385,6 +403,10 @@ func (c SynthConfig) Validate() error {
 			return bad("needle length must be at least 1, got %d", n.Len)
 		case n.Len > hay:
 			return bad("needle of %d tokens does not fit the %d-token haystack (n_ctx %d - %d question rows - 1 sink)", n.Len, max(hay, 0), c.NCtx, c.Queries)
+		case math.IsNaN(n.Focus) || math.IsInf(n.Focus, 0) || n.Focus < 0:
+			return bad("needle focus must be a finite number ≥ 0 (0: off), got %v", n.Focus)
+		case math.IsNaN(n.Scale) || math.IsInf(n.Scale, 0) || n.Scale < 0:
+			return bad("needle scale must be a finite number ≥ 0 (0: feature_scale), got %v", n.Scale)
 		}
 	}
 	switch {

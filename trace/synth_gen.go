@@ -45,6 +45,7 @@ type synthParams struct {
 	bandNorm []float64  // per band: norm of pos restricted to the band
 
 	keyNoise, queryNoise, topicA, featA, posA, sinkA, keyBias float64
+	needleA                                                   float64 // the needle's feature amplitude (NeedleSpec.Scale)
 
 	pos     []float64 // [p] unit positional vector (rotated by RoPE)
 	bias    []float64 // [cdim] unit mean-key direction
@@ -123,6 +124,10 @@ func newSynthParams(c *SynthConfig, layer int) *synthParams {
 	pr.posA = synthOff(c.PosScale) * jit()
 	pr.topicA = synthOff(c.TopicScale)
 	pr.featA = synthOff(c.FeatureScale)
+	pr.needleA = pr.featA
+	if c.Needle != nil && c.Needle.Scale > 0 {
+		pr.needleA = c.Needle.Scale
+	}
 	pr.sinkA = synthOff(c.SinkScale)
 	pr.keyBias = synthOff(c.KeyBias)
 
@@ -362,7 +367,11 @@ func (s *Synthetic) genKeys(pr *synthParams, l, ch int, k []float32, row, rot []
 		amp := pr.topicA * max(0, 1+tj*r.NormFloat64())
 		synthAxpy(cont, amp, pr.topic(lay.topic[pos]))
 		if f := lay.feat[pos]; f >= 0 {
-			synthAxpy(cont, pr.featA, pr.feat(f))
+			a := pr.featA
+			if int(f) == c.Features { // the needle's reserved feature
+				a = pr.needleA
+			}
+			synthAxpy(cont, a, pr.feat(f))
 		}
 		if pos == 0 {
 			synthAxpy(cont, pr.sinkA, pr.sink)

@@ -158,6 +158,11 @@ func newSynthLayout(c *SynthConfig) *synthLayout {
 		if f := strength(); in.feature >= 0 {
 			in.sFeat = f
 		}
+		if c.Needle != nil && c.Needle.Focus > 0 {
+			// A focused question (NeedleSpec.Focus): the needle's feature
+			// outweighs every other intent of the row, whatever was drawn.
+			in.sFeat = c.Needle.Focus * max(in.sFeat, in.sTopic, in.sLocal, in.sSink)
+		}
 		l.intents[i] = in
 	}
 	return l

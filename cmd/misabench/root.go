@@ -49,6 +49,7 @@ type app struct {
 	validateF   func(context.Context, *TraceValidateOptions) error
 	kernelF     func(context.Context, *KernelOptions) error
 	devicesF    func(context.Context, *DevicesOptions) error
+	niahF       func(context.Context, *NiahOptions) error
 	configFiles []string // the config file read, for messages
 }
 
@@ -64,6 +65,7 @@ func newApp(out, errOut io.Writer) *app {
 		validateF: runTraceValidate,
 		kernelF:   runKernel,
 		devicesF:  runDevices,
+		niahF:     runNiah,
 	}
 }
 
@@ -124,7 +126,7 @@ Exit codes: 0 ok, 1 a regression or a failed check, 2 bad usage or bad input.`,
 		c.Hidden = true
 		root.Flags().AddFlag(&c)
 	})
-	root.AddCommand(recallCmd, newRegressCmd(a), newTraceCmd(a), newKernelCmd(a), newDevicesCmd(a), newVersionCmd(a))
+	root.AddCommand(recallCmd, newRegressCmd(a), newTraceCmd(a), newKernelCmd(a), newDevicesCmd(a), newNiahCmd(a), newVersionCmd(a))
 	return root
 }
 
