@@ -6,10 +6,8 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 
 	"github.com/misabench/misabench/eval"
@@ -392,66 +390,4 @@ func (e *experiment) config() map[string]any {
 		c["traces"] = o.Traces
 	}
 	return c
-}
-
-// layerProgress is a progress bar over layers on stderr, drawn only when
-// stderr is a terminal. Its update method is safe for concurrent use.
-type layerProgress struct {
-	mu  sync.Mutex
-	w   io.Writer
-	bar *progressbar.ProgressBar
-}
-
-// newLayerProgress returns nil (no bar) unless tty; the bar is drawn at 0
-// of total right away, so that a long first layer does not look like a hang.
-func newLayerProgress(w io.Writer, tty bool, total int) *layerProgress {
-	if !tty {
-		return nil
-	}
-	p := &layerProgress{w: w}
-	if total > 0 {
-		p.start(total)
-	}
-	return p
-}
-
-func (p *layerProgress) start(total int) {
-	p.bar = progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionSetDescription("layers"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionSetWidth(30),
-	)
-}
-
-// update is an eval.RunOptions.Progress callback (nil when there is no bar).
-func (p *layerProgress) update() func(done, total int) {
-	if p == nil {
-		return nil
-	}
-	return func(done, total int) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.bar == nil {
-			p.start(total)
-		}
-		p.bar.Set(done)
-	}
-}
-
-// finish clears the bar (safe on nil).
-func (p *layerProgress) finish() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.bar != nil {
-		p.bar.Finish()
-		fmt.Fprint(p.w, "\r\033[K")
-	}
 }

@@ -265,11 +265,11 @@ func runKernel(ctx context.Context, o *KernelOptions) error {
 		compare = compareDSA
 	}
 
-	bar := newLayerProgress(stderr, o.Progress, len(co.Models)*len(co.Modes)*len(co.Contexts))
-	if bar != nil && bar.bar != nil {
-		bar.bar.Describe("cases")
+	bar := newProgress(stderr, o.Progress, "cases")
+	bar.start(len(co.Models) * len(co.Modes) * len(co.Contexts))
+	if bar != nil {
+		co.Progress = bar.update
 	}
-	co.Progress = bar.update()
 	rep, err := compare(ctx, co)
 	bar.finish()
 	if err != nil {

@@ -12,10 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/misabench/misabench/indexer"
@@ -604,7 +602,7 @@ func fmtWall(s float64) string {
 
 // runIndexerLevel runs the synthetic grid or the traces.
 func (o *NiahOptions) runIndexerLevel(ctx context.Context, p *niahPlan, stderr io.Writer) (*niah.Result, string, error) {
-	bar := newNiahProgress(stderr, o.Progress, "cells")
+	bar := newProgress(stderr, o.Progress, "cells")
 	iopts := niah.IndexerOptions{Backend: p.backend, Methods: p.methods, Layers: o.Layers, TopK: o.TopK, Progress: bar.update}
 	bar.start(p.cells)
 	var res *niah.Result
@@ -682,7 +680,7 @@ func (o *NiahOptions) runModelLevel(ctx context.Context, p *niahPlan, out string
 	if runModel == nil {
 		runModel = niah.RunModel
 	}
-	bar := newNiahProgress(stderr, o.Progress, "samples")
+	bar := newProgress(stderr, o.Progress, "samples")
 	mo := niah.ModelOptions{
 		Endpoint: o.Endpoint, Model: o.ServedModel, Haystack: o.Haystack,
 		Contexts: p.contexts, Depths: p.depths, Samples: o.Samples, Scorer: o.Scorer, Chat: o.Chat,
@@ -721,76 +719,5 @@ func niahOutDir(now time.Time) string {
 			return dir
 		}
 		dir = fmt.Sprintf("%s-%d", base, i)
-	}
-}
-
-// niahProgress is a progress bar on stderr, drawn only on a terminal; its
-// total may be set up front (start) or by the first update.
-type niahProgress struct {
-	mu   sync.Mutex
-	w    io.Writer
-	desc string
-	bar  *progressbar.ProgressBar
-}
-
-func newNiahProgress(w io.Writer, tty bool, desc string) *niahProgress {
-	if !tty {
-		return nil
-	}
-	return &niahProgress{w: w, desc: desc}
-}
-
-// start draws the bar at 0 of total (no-op on nil or without a total).
-func (p *niahProgress) start(total int) {
-	if p == nil || total <= 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.startLocked(total)
-}
-
-func (p *niahProgress) startLocked(total int) {
-	if p.bar != nil {
-		return
-	}
-	p.bar = progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionSetDescription(p.desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionSetWidth(30),
-	)
-}
-
-// update is a Progress callback (a no-op on nil, so that p.update can be
-// passed whether or not there is a bar).
-func (p *niahProgress) update(done, total int) {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if total > 0 {
-		p.startLocked(total)
-	}
-	if p.bar != nil {
-		p.bar.Set(done)
-	}
-}
-
-// finish clears the bar (safe on nil).
-func (p *niahProgress) finish() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.bar != nil {
-		p.bar.Finish()
-		fmt.Fprint(p.w, "\r\033[K")
 	}
 }

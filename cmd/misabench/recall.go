@@ -85,8 +85,9 @@ func runRecall(ctx context.Context, opts *RecallOptions) error {
 	}
 	defer exp.close()
 
-	bar := newLayerProgress(stderr, opts.Progress, exp.layerCount())
-	res, err := exp.run(ctx, bar.update(), now)
+	bar := newProgress(stderr, opts.Progress, "layers")
+	bar.start(exp.layerCount())
+	res, err := exp.run(ctx, bar.update, now)
 	bar.finish()
 	if err != nil {
 		return err

@@ -93,8 +93,9 @@ func runRegress(ctx context.Context, opts *RegressOptions) error {
 		return err
 	}
 	defer exp.close()
-	bar := newLayerProgress(stderr, opts.Progress, exp.layerCount())
-	cur, err := exp.run(ctx, bar.update(), now)
+	bar := newProgress(stderr, opts.Progress, "layers")
+	bar.start(exp.layerCount())
+	cur, err := exp.run(ctx, bar.update, now)
 	bar.finish()
 	if err != nil {
 		return err
