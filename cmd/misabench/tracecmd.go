@@ -43,8 +43,12 @@ type TraceGenOptions struct {
 	// depth of the context; negative: no needle.
 	NeedleDepth float64
 	NeedleLen   int
-	QType       string
-	KType       string
+	// NeedleFocus and NeedleScale make the needle a focused one that DSA
+	// keeps by construction (docs/synthetic.md, "Focused needles"; what
+	// `misabench niah` uses); 0 keeps the plain needle.
+	NeedleFocus, NeedleScale float64
+	QType                    string
+	KType                    string
 
 	Stderr io.Writer
 }
@@ -76,6 +80,8 @@ claim about real models.`,
 	f.StringVar(&opts.Placement, "placement", opts.Placement, "query rows: spread over the context, or the tail")
 	f.Float64Var(&opts.NeedleDepth, "needle-depth", opts.NeedleDepth, "plant a needle at this depth in [0, 1] of the context (negative: none)")
 	f.IntVar(&opts.NeedleLen, "needle-len", opts.NeedleLen, "needle length in tokens")
+	f.Float64Var(&opts.NeedleFocus, "needle-focus", 0, "question rows' weight on the needle's heads, × their strongest intent (0: plain needle; niah uses 4)")
+	f.Float64Var(&opts.NeedleScale, "needle-scale", 0, "amplitude of the needle's feature on its keys (0: the generator's feature scale; niah uses 24)")
 	f.StringVar(&opts.QType, "qtype", opts.QType, "dtype of q: f32, bf16, f16 or f8 (F8_E4M3 with scales)")
 	f.StringVar(&opts.KType, "ktype", opts.KType, "dtype of k: f32, bf16, f16 or f8 (F8_E4M3 with scales)")
 	return cmd
@@ -131,7 +137,10 @@ func runTraceGen(ctx context.Context, opts *TraceGenOptions) error {
 		if opts.NeedleLen < 1 {
 			return usageErrorf("--needle-len %d must be at least 1", opts.NeedleLen)
 		}
-		cfg.Needle = &trace.NeedleSpec{Depth: opts.NeedleDepth, Len: opts.NeedleLen}
+		if opts.NeedleFocus < 0 || opts.NeedleScale < 0 {
+			return usageErrorf("--needle-focus and --needle-scale must not be negative")
+		}
+		cfg.Needle = &trace.NeedleSpec{Depth: opts.NeedleDepth, Len: opts.NeedleLen, Focus: opts.NeedleFocus, Scale: opts.NeedleScale}
 	}
 	src, err := trace.NewSynthetic(cfg)
 	if err != nil {
