@@ -126,7 +126,7 @@ Exit codes: 0 ok, 1 a regression or a failed check, 2 bad usage or bad input.`,
 		c.Hidden = true
 		root.Flags().AddFlag(&c)
 	})
-	root.AddCommand(recallCmd, newRegressCmd(a), newTraceCmd(a), newKernelCmd(a), newDevicesCmd(a), newNiahCmd(a), newVersionCmd(a))
+	root.AddCommand(recallCmd, newRegressCmd(a), newTraceCmd(a), newKernelCmd(a), newDevicesCmd(a), newNiahCmd(a), newLongBenchCmd(a), newVersionCmd(a))
 	return root
 }
 
