@@ -25,6 +25,47 @@ type Tensor struct {
 // the given order. It is meant for small files (tests, fixtures); a nil or
 // empty meta writes no "__metadata__" entry.
 func Marshal(meta map[string]string, tensors []Tensor) ([]byte, error) {
+	seen := map[string]bool{}
+	infos := make([]TensorInfo, 0, len(tensors))
+	var off int64
+	for _, t := range tensors {
+		if t.Name == MetadataKey || seen[t.Name] {
+			return nil, fmt.Errorf("safetensors: Marshal: tensor name %q is reserved or repeated", t.Name)
+		}
+		seen[t.Name] = true
+		size := t.DType.Size()
+		if size == 0 {
+			return nil, fmt.Errorf("safetensors: Marshal: tensor %s: unknown dtype %q", t.Name, t.DType)
+		}
+		n := 1
+		for _, d := range t.Shape {
+			if d < 0 {
+				return nil, fmt.Errorf("safetensors: Marshal: tensor %s: negative dimension in shape %v", t.Name, t.Shape)
+			}
+			n *= d
+		}
+		if n*size != len(t.Data) {
+			return nil, fmt.Errorf("safetensors: Marshal: tensor %s: %s shape %v needs %d bytes, got %d", t.Name, t.DType, t.Shape, n*size, len(t.Data))
+		}
+		infos = append(infos, TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape, Begin: off, End: off + int64(len(t.Data))})
+		off += int64(len(t.Data))
+	}
+	out, err := EncodeHeader(meta, infos)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: Marshal: %w", err)
+	}
+	for _, t := range tensors {
+		out = append(out, t.Data...)
+	}
+	return out, nil
+}
+
+// EncodeHeader builds the 8-byte length and the JSON header of a file with
+// these tensors (offsets as given, relative to the data section): metadata
+// first when there is any (keys sorted), then the tensors in the given
+// order, padded with spaces to a multiple of 8 bytes so that the data
+// section is 8-aligned, as Python's writer does.
+func EncodeHeader(meta map[string]string, tensors []TensorInfo) ([]byte, error) {
 	var b bytes.Buffer
 	b.Write(make([]byte, 8)) // the length, filled in below
 	b.WriteByte('{')
@@ -48,27 +89,7 @@ func Marshal(meta map[string]string, tensors []Tensor) ([]byte, error) {
 		}
 		b.WriteByte('}')
 	}
-	seen := map[string]bool{}
-	var off int64
 	for _, t := range tensors {
-		if t.Name == MetadataKey || seen[t.Name] {
-			return nil, fmt.Errorf("safetensors: Marshal: tensor name %q is reserved or repeated", t.Name)
-		}
-		seen[t.Name] = true
-		size := t.DType.Size()
-		if size == 0 {
-			return nil, fmt.Errorf("safetensors: Marshal: tensor %s: unknown dtype %q", t.Name, t.DType)
-		}
-		n := 1
-		for _, d := range t.Shape {
-			if d < 0 {
-				return nil, fmt.Errorf("safetensors: Marshal: tensor %s: negative dimension in shape %v", t.Name, t.Shape)
-			}
-			n *= d
-		}
-		if n*size != len(t.Data) {
-			return nil, fmt.Errorf("safetensors: Marshal: tensor %s: %s shape %v needs %d bytes, got %d", t.Name, t.DType, t.Shape, n*size, len(t.Data))
-		}
 		shape := t.Shape
 		if shape == nil {
 			shape = []int{}
@@ -78,23 +99,19 @@ func Marshal(meta map[string]string, tensors []Tensor) ([]byte, error) {
 			DType   DType    `json:"dtype"`
 			Shape   []int    `json:"shape"`
 			Offsets [2]int64 `json:"data_offsets"`
-		}{t.DType, shape, [2]int64{off, off + int64(len(t.Data))}}); err != nil {
+		}{t.DType, shape, [2]int64{t.Begin, t.End}}); err != nil {
 			return nil, err
 		}
-		off += int64(len(t.Data))
 	}
 	b.WriteByte('}')
 	for b.Len()%8 != 0 {
 		b.WriteByte(' ')
 	}
 	if b.Len()-8 > MaxHeaderLen {
-		return nil, fmt.Errorf("safetensors: Marshal: header of %d bytes is over the %d-byte limit", b.Len()-8, MaxHeaderLen)
+		return nil, fmt.Errorf("header of %d bytes is over the %d-byte limit", b.Len()-8, MaxHeaderLen)
 	}
 	out := b.Bytes()
 	binary.LittleEndian.PutUint64(out, uint64(len(out)-8))
-	for _, t := range tensors {
-		out = append(out, t.Data...)
-	}
 	return out, nil
 }
 

@@ -1,12 +1,9 @@
 package trace
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"math/bits"
 	"os"
@@ -115,7 +112,7 @@ func Create(path string, meta Meta, qpos []int64, nkeys int, opt WriteOptions) (
 		plan[i].Begin, plan[i].End = int64(off), int64(off+n)
 		off += n
 	}
-	hdr, err := encodeHeader(raw, plan)
+	hdr, err := safetensors.EncodeHeader(raw, plan)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s: %w", path, err)
 	}
@@ -151,59 +148,6 @@ func Create(path string, meta Meta, qpos []int64, nkeys int, opt WriteOptions) (
 		return nil, err
 	}
 	return w, nil
-}
-
-// encodeHeader builds the 8-byte length and the JSON header, padded with
-// spaces to a multiple of 8 bytes so that the data section is 8-aligned.
-func encodeHeader(meta map[string]string, plan []TensorInfo) ([]byte, error) {
-	var b bytes.Buffer
-	b.Write(make([]byte, 8)) // the length, filled in below
-	b.WriteString(`{"` + safetensors.MetadataKey + `":{`)
-	for i, k := range slices.Sorted(maps.Keys(meta)) {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if err := writeJSON(&b, k, meta[k]); err != nil {
-			return nil, err
-		}
-	}
-	b.WriteByte('}')
-	for _, t := range plan {
-		b.WriteByte(',')
-		if err := writeJSON(&b, t.Name, struct {
-			DType   DType    `json:"dtype"`
-			Shape   []int    `json:"shape"`
-			Offsets [2]int64 `json:"data_offsets"`
-		}{t.DType, t.Shape, [2]int64{t.Begin, t.End}}); err != nil {
-			return nil, err
-		}
-	}
-	b.WriteByte('}')
-	for b.Len()%8 != 0 {
-		b.WriteByte(' ')
-	}
-	out := b.Bytes()
-	if len(out)-8 > safetensors.MaxHeaderLen {
-		return nil, fmt.Errorf("header of %d bytes is over the %d-byte limit", len(out)-8, safetensors.MaxHeaderLen)
-	}
-	binary.LittleEndian.PutUint64(out, uint64(len(out)-8))
-	return out, nil
-}
-
-// writeJSON writes "key":value.
-func writeJSON(b *bytes.Buffer, key string, v any) error {
-	k, err := json.Marshal(key)
-	if err != nil {
-		return err
-	}
-	val, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b.Write(k)
-	b.WriteByte(':')
-	b.Write(val)
-	return nil
 }
 
 // WriteLayer writes the next layer, in the order of the metadata's Layers.
