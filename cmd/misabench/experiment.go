@@ -33,16 +33,7 @@ type ExperimentOptions struct {
 	Queries int
 	Seed    uint64
 
-	// Methods are method kinds (dsa, misa, misa-dagger, hisa). Every router
-	// in Routers gives one MISA and one MISA† method.
-	Methods    []string
-	Routers    []string
-	RouterPool string
-	Heads      int
-	Block      int
-	Stage1     int
-	HisaBlock  int
-	HisaBlocks int
+	MethodOptions
 
 	// Layers is a subset of layers to evaluate (nil: every layer).
 	Layers []int
@@ -55,11 +46,25 @@ type ExperimentOptions struct {
 	Workers int
 }
 
-func defaultExperimentOptions() ExperimentOptions {
+// MethodOptions are the method flags that recall, regress and niah share.
+type MethodOptions struct {
+	// Methods are method kinds (dsa, misa, misa-dagger, hisa). Every router
+	// in Routers gives one MISA and one MISA† method.
+	Methods    []string
+	Routers    []string
+	RouterPool string
+	Heads      int
+	Block      int
+	Stage1     int
+	HisaBlock  int
+	HisaBlocks int
+}
+
+// defaultMethodOptions are the paper's parameters with these methods.
+func defaultMethodOptions(methods ...string) MethodOptions {
 	d := indexer.Defaults
-	return ExperimentOptions{
-		Preset:     defaultPreset,
-		Methods:    []string{"misa", "misa-dagger", "hisa"},
+	return MethodOptions{
+		Methods:    methods,
 		Routers:    []string{string(d.Router)},
 		RouterPool: string(d.Pool),
 		Heads:      d.Heads,
@@ -67,7 +72,26 @@ func defaultExperimentOptions() ExperimentOptions {
 		Stage1:     d.Stage1,
 		HisaBlock:  d.HisaBlock,
 		HisaBlocks: d.HisaBlocks,
-		Device:     "cpu",
+	}
+}
+
+// addMethodFlags binds the method flags to o (defaults from o).
+func addMethodFlags(fs *pflag.FlagSet, o *MethodOptions) {
+	fs.StringSliceVar(&o.Methods, "methods", o.Methods, "methods to compare with DSA: dsa, misa, misa-dagger, hisa")
+	fs.StringSliceVar(&o.Routers, "router", o.Routers, "MISA routers, a comma list to compare several: pooled, selfkey, qnorm, oracle")
+	fs.StringVar(&o.RouterPool, "router-pool", o.RouterPool, "pooled router: causal, or reference (the authors' code: the query's own block includes future tokens)")
+	fs.IntVar(&o.Heads, "heads", o.Heads, "MISA/MISA†: routed heads h")
+	fs.IntVar(&o.Block, "block", o.Block, "MISA/MISA†: pooling block B of the pooled router")
+	fs.IntVar(&o.Stage1, "stage1", o.Stage1, "MISA†: stage-1 candidates k1")
+	fs.IntVar(&o.HisaBlock, "hisa-block", o.HisaBlock, "HISA: block size B_h")
+	fs.IntVar(&o.HisaBlocks, "hisa-blocks", o.HisaBlocks, "HISA: blocks kept m")
+}
+
+func defaultExperimentOptions() ExperimentOptions {
+	return ExperimentOptions{
+		Preset:        defaultPreset,
+		MethodOptions: defaultMethodOptions("misa", "misa-dagger", "hisa"),
+		Device:        "cpu",
 	}
 }
 
@@ -79,14 +103,7 @@ func addExperimentFlags(fs *pflag.FlagSet, o *ExperimentOptions) {
 	fs.IntVar(&o.Queries, "queries", o.Queries, "synthetic source: query rows (0: the preset's)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "synthetic source: random seed (0: the preset's)")
 
-	fs.StringSliceVar(&o.Methods, "methods", o.Methods, "methods to compare with DSA: dsa, misa, misa-dagger, hisa")
-	fs.StringSliceVar(&o.Routers, "router", o.Routers, "MISA routers, a comma list to compare several: pooled, selfkey, qnorm, oracle")
-	fs.StringVar(&o.RouterPool, "router-pool", o.RouterPool, "pooled router: causal, or reference (the authors' code: the query's own block includes future tokens)")
-	fs.IntVar(&o.Heads, "heads", o.Heads, "MISA/MISA†: routed heads h")
-	fs.IntVar(&o.Block, "block", o.Block, "MISA/MISA†: pooling block B of the pooled router")
-	fs.IntVar(&o.Stage1, "stage1", o.Stage1, "MISA†: stage-1 candidates k1")
-	fs.IntVar(&o.HisaBlock, "hisa-block", o.HisaBlock, "HISA: block size B_h")
-	fs.IntVar(&o.HisaBlocks, "hisa-blocks", o.HisaBlocks, "HISA: blocks kept m")
+	addMethodFlags(fs, &o.MethodOptions)
 
 	fs.IntSliceVar(&o.Layers, "layers", o.Layers, "evaluate only these layers (comma list; default: every layer)")
 	fs.IntVar(&o.TopK, "topk", o.TopK, "tokens kept k (0: from the trace metadata)")
@@ -96,7 +113,7 @@ func addExperimentFlags(fs *pflag.FlagSet, o *ExperimentOptions) {
 // buildMethods turns the method flags into methods, in flag order, each
 // router giving one MISA and one MISA†; duplicates are dropped. It checks
 // the values that do not depend on the trace.
-func (o *ExperimentOptions) buildMethods() ([]indexer.Method, error) {
+func (o *MethodOptions) buildMethods() ([]indexer.Method, error) {
 	if len(o.Methods) == 0 {
 		return nil, usageErrorf("--methods is empty")
 	}

@@ -48,14 +48,7 @@ type NiahOptions struct {
 	Traces []string
 
 	// The methods, as recall's flags.
-	Methods    []string
-	Routers    []string
-	RouterPool string
-	Heads      int
-	Block      int
-	Stage1     int
-	HisaBlock  int
-	HisaBlocks int
+	MethodOptions
 
 	// Device is cpu, gpu or auto; deviceGiven records that --device (or
 	// its config/environment) was set: niah's own default is the GPU when
@@ -119,22 +112,14 @@ const (
 )
 
 func defaultNiahOptions() NiahOptions {
-	d := indexer.Defaults
 	return NiahOptions{
-		Preset:      defaultPreset,
-		NeedleLen:   trace.DefaultNeedleLen,
-		NeedleFocus: niahNeedleFocus,
-		NeedleScale: niahNeedleScale,
-		Methods:     []string{"dsa", "misa", "misa-dagger", "hisa"},
-		Routers:     []string{string(d.Router)},
-		RouterPool:  string(d.Pool),
-		Heads:       d.Heads,
-		Block:       d.Block,
-		Stage1:      d.Stage1,
-		HisaBlock:   d.HisaBlock,
-		HisaBlocks:  d.HisaBlocks,
-		Scorer:      "passkey",
-		Concurrency: 1,
+		Preset:        defaultPreset,
+		NeedleLen:     trace.DefaultNeedleLen,
+		NeedleFocus:   niahNeedleFocus,
+		NeedleScale:   niahNeedleScale,
+		MethodOptions: defaultMethodOptions("dsa", "misa", "misa-dagger", "hisa"),
+		Scorer:        "passkey",
+		Concurrency:   1,
 	}
 }
 
@@ -208,14 +193,7 @@ func newNiahCmd(a *app) *cobra.Command {
 	f.Float64Var(&opts.NeedleScale, "needle-scale", opts.NeedleScale, "synthetic traces: amplitude of the needle's feature, in key-noise s.d. (0: feature_scale, 6)")
 	f.StringSliceVar(&opts.Traces, "trace", nil, "needle trace `file`s or directories (metadata needle, question, depth_percent) instead of the synthetic grid")
 
-	f.StringSliceVar(&opts.Methods, "methods", opts.Methods, "methods: dsa, misa, misa-dagger, hisa")
-	f.StringSliceVar(&opts.Routers, "router", opts.Routers, "MISA routers, a comma list to compare several: pooled, selfkey, qnorm, oracle")
-	f.StringVar(&opts.RouterPool, "router-pool", opts.RouterPool, "pooled router: causal, or reference (the authors' code: the query's own block includes future tokens)")
-	f.IntVar(&opts.Heads, "heads", opts.Heads, "MISA/MISA†: routed heads h")
-	f.IntVar(&opts.Block, "block", opts.Block, "MISA/MISA†: pooling block B of the pooled router")
-	f.IntVar(&opts.Stage1, "stage1", opts.Stage1, "MISA†: stage-1 candidates k1")
-	f.IntVar(&opts.HisaBlock, "hisa-block", opts.HisaBlock, "HISA: block size B_h")
-	f.IntVar(&opts.HisaBlocks, "hisa-blocks", opts.HisaBlocks, "HISA: blocks kept m")
+	addMethodFlags(f, &opts.MethodOptions)
 
 	f.StringVar(&opts.Endpoint, "endpoint", "", "model level: base `URL` of an OpenAI-compatible server (vLLM, SGLang) with /tokenize")
 	f.StringVar(&opts.ServedModel, "served-model", "", "model level: the served model's name")
@@ -317,9 +295,7 @@ func cmpOr(v, def int) int {
 
 // methods builds the methods from recall's flags.
 func (o *NiahOptions) methods() ([]indexer.Method, error) {
-	eo := ExperimentOptions{Methods: o.Methods, Routers: o.Routers, RouterPool: o.RouterPool, Heads: o.Heads,
-		Block: o.Block, Stage1: o.Stage1, HisaBlock: o.HisaBlock, HisaBlocks: o.HisaBlocks}
-	return eo.buildMethods()
+	return o.MethodOptions.buildMethods()
 }
 
 // device is the --device value niah uses: as given, else auto in a CUDA
