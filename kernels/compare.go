@@ -40,6 +40,9 @@ func (g *GPU) CompareDSA(ctx context.Context, o CompareOptions) (*CompareReport,
 	o.defaults()
 	rep := &CompareReport{Device: g.Device(), Options: o}
 	rep.Options.Progress = nil
+	g.d.fp8Force = o.LogitsKernel
+	defer func() { g.d.fp8Force = 0 }()
+	rep.LogitsKernel = g.d.fp8Version()
 	if err := g.d.do(func() error {
 		bw, err := g.d.copyBandwidth()
 		rep.CopyGBs = bw

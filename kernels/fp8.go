@@ -31,6 +31,11 @@ func fp8Layout(version, heads int, single bool) (qb, tile, smem int, err error) 
 		qb = 1
 	}
 	cols := qb * heads
+	if version == 6 || version == 60 || version == 7 || version == 8 {
+		// F8S_STAGES 5, F8S_KT 64, two warpgroups; 1 KB of alignment slack.
+		const stages, tile = 5, 64
+		return qb, tile, 1024 + cols*128 + 2*stages*tile*(128+4) + cols*4, nil
+	}
 	if version == 5 {
 		const stages, tile = 8, 64
 		return qb, tile, 256 + cols*128 + stages*tile*128, nil
@@ -44,16 +49,19 @@ func fp8Layout(version, heads int, single bool) (qb, tile, smem int, err error) 
 	return qb, tile, (cols + fp8Stages*tile) * fp8RowB, nil
 }
 
-// fp8Version is the FP8 logits kernel a launch uses: 4 (wgmma) on sm_90a,
-// else 3 (mma.sync); d.fp8Force overrides it for tests and benchmarks.
-// Version 5 (warp-specialised) measured slower than 4 (NOTES.md) and is
-// kept for the next step, not used by default.
+// fp8Version is the FP8 logits kernel a launch uses: 8 (wgmma) on sm_90a,
+// else 3 (mma.sync); d.fp8Force overrides it for tests, benchmarks and
+// `misabench kernel --logits-kernel`. Version 5 (warp-specialised) measured
+// slower than 4 (NOTES.md) and is kept for the record; 6 is version 4 with
+// self-loading warpgroups and the 128-byte swizzle, 60 the same without the
+// swizzle; 7 is 6 with the query columns placed so that head sums stay in
+// a thread; 8 is 7 with cheaper copy addressing and FFMA chains.
 func (d *device) fp8Version() int {
 	if d.fp8Force != 0 {
 		return d.fp8Force
 	}
 	if d.info.Arch == "sm_90a" {
-		return 4
+		return 8
 	}
 	return 3
 }
@@ -95,6 +103,11 @@ func (d *device) fp8Logits(a fp8Args) error {
 		return fmt.Errorf("kernels: fp8Logits: candidate lists need one query per CTA")
 	}
 	v := d.fp8Version()
+	switch v {
+	case 3, 4, 5, 6, 60, 7, 8:
+	default:
+		return fmt.Errorf("kernels: FP8 logits kernel version %d does not exist (3, 4, 5, 6, 60, 7 or 8)", v)
+	}
 	if v >= 4 && d.info.Arch != "sm_90a" {
 		return fmt.Errorf("kernels: the wgmma FP8 kernel needs sm_90a; %s is %s", d.info.Name, d.info.Arch)
 	}
@@ -106,6 +119,14 @@ func (d *device) fp8Logits(a fp8Args) error {
 	switch v {
 	case 4:
 		name = fmt.Sprintf("fp8w_logits_h%d_q%d", a.heads, qb)
+	case 6:
+		name = fmt.Sprintf("fp8s_logits_h%d_q%d_sw1", a.heads, qb)
+	case 60:
+		name = fmt.Sprintf("fp8s_logits_h%d_q%d_sw0", a.heads, qb)
+	case 7:
+		name = fmt.Sprintf("fp8p_logits_h%d_q%d", a.heads, qb)
+	case 8:
+		name = fmt.Sprintf("fp8q_logits_h%d_q%d", a.heads, qb)
 	case 5:
 		nw := d.fp8Warpgroups(a.heads, qb)
 		name, threads = fmt.Sprintf("fp8x_logits_h%d_q%d_w%d", a.heads, qb, nw), 128*nw+32

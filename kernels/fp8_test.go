@@ -87,7 +87,7 @@ func TestFP8LogitsMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4, 5, 53)
+		versions = append(versions, 4, 5, 53, 6, 60, 7, 8)
 	}
 	defer func() { g.d.fp8Force, g.d.fp8NW = 0, 0 }()
 	for _, v := range versions {
@@ -210,7 +210,7 @@ func BenchmarkFP8Logits(b *testing.B) {
 	}
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4, 5, 53)
+		versions = append(versions, 4, 5, 53, 6, 60, 7, 8)
 	}
 	defer func() { g.d.fp8Force, g.d.fp8NW = 0, 0 }()
 	for _, heads := range []int{64, 8} {
@@ -268,5 +268,93 @@ func BenchmarkFP8Logits(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkFP8LogitsDecode times the logits kernels at the decode
+// shape: 64 single queries, each over its own 131072 FP8 keys (1.07 GB read
+// once), 64 heads, split over the key axis as compare.go does. bytes/s
+// counts the keys, their scales and the logits written; copy-GB/s is the
+// same run's device-to-device copy (read + write).
+func BenchmarkFP8LogitsDecode(b *testing.B) {
+	g := testGPU(b)
+	const H, N, B = 64, 131072, 64
+	c := newFP8Case(rand.New(rand.NewPCG(2, 2)), H, N/2, B)
+	versions := []int{3}
+	if g.d.info.Arch == "sm_90a" {
+		versions = append(versions, 4, 6, 7, 8)
+	}
+	defer func() { g.d.fp8Force = 0 }()
+	var copyGBs float64
+	for _, v := range versions {
+		b.Run(fmt.Sprintf("h=%d/v%d", H, v), func(b *testing.B) {
+			g.d.fp8Force = v
+			err := g.d.do(func() error {
+				if copyGBs == 0 {
+					bw, err := g.d.copyBandwidth()
+					if err != nil {
+						return err
+					}
+					copyGBs = bw
+				}
+				var a arena
+				defer a.free()
+				bq, err := a.alloc(int64(B*H*128), "q8")
+				if err != nil {
+					return err
+				}
+				bk, err := a.alloc(int64(B*N*128), "k8")
+				if err != nil {
+					return err
+				}
+				bks, _ := a.alloc(int64(4*B*N), "ks")
+				bw, _ := a.alloc(int64(4*B*H), "w")
+				bke, _ := a.alloc(int64(4*B), "ke")
+				bo, err := a.alloc(int64(4*B*N), "out")
+				if err != nil {
+					return err
+				}
+				// Each sequence's keys are the case's keys twice (any FP8
+				// values will do for timing).
+				for i := 0; i < 2*B; i++ {
+					if err := uploadAt(bk, i*len(c.k8), c.k8); err != nil {
+						return err
+					}
+					if err := uploadAt(bks, i*4*len(c.ks), c.ks); err != nil {
+						return err
+					}
+				}
+				ke := make([]int32, B)
+				for i := range ke {
+					ke[i] = N
+				}
+				for _, e := range []error{upload(bq, c.q8[:B*H*128]), upload(bw, c.w[:B*H]), upload(bke, ke)} {
+					if e != nil {
+						return e
+					}
+				}
+				parts := max(2*g.d.info.SMs/B, 1)
+				split := max((N+parts-1)/parts/256*256+256, 1024)
+				ms, err := g.d.timeEvents(3, 20, func() error {
+					return g.d.fp8Logits(fp8Args{heads: H, single: true, q8: bq, k8: bk, ks: bks, w: bw, ke: bke,
+						M: B, maxKe: N, ld: N, split: split, rowsPerSeq: 1, seqKeys: N, out: bo})
+				})
+				if err != nil {
+					return err
+				}
+				med := median(ms)
+				bytes := float64(B) * N * (128 + 4 + 4)
+				b.ReportMetric(med, "ms")
+				b.ReportMetric(slices.Min(ms), "min-ms")
+				b.ReportMetric(slices.Max(ms), "max-ms")
+				b.ReportMetric(bytes/(med*1e-3)/1e9, "GB/s")
+				b.ReportMetric(copyGBs, "copy-GB/s")
+				b.ReportMetric(2*float64(H)*128*B*N/(med*1e-3)/1e12, "TFLOP/s")
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

@@ -615,3 +615,311 @@ F8X_LOGITS(8, 1, 4)
 F8X_LOGITS(16, 1, 4)
 F8X_LOGITS(32, 1, 4)
 F8X_LOGITS(64, 1, 4)
+
+// ---- version 6: self-loading warpgroups, 128-byte swizzle (sm_90a) ---------
+//
+// Versions 4 and 5 spend ~2 400 SM cycles per tile against ~500 of tensor
+// work (NOTES.md): v4's CTA barrier lock-steps its two warpgroups, so each
+// tile is a serial chain (barrier, MMA, wait, epilogue with a global ks
+// load), and v5's lone producer warp cannot issue the copies fast enough.
+// Here every warpgroup streams its own 64-key tiles (g, g + 2, …) through its
+// own S-stage cp.async ring, synchronised by a named barrier of its 128
+// threads only, so the two warpgroups of a CTA — and the two CTAs of an SM —
+// drift apart and one's epilogue runs under another's MMAs. Each stage holds
+// the tile's 64 key scales too (no global load in the epilogue). With SW the
+// tiles (and Q) are stored in wgmma's 128-byte-swizzle layout (chunk c of row
+// r at r·128 + ((c ^ r&7)·16)), which makes every warp's copy four whole
+// 128-byte rows; without it, v4's core-matrix layout.
+//
+// FLOPs and bytes: as above (the same contract).
+
+#define F8S_STAGES 5
+#define F8S_KT 64
+
+template <int SW>
+__device__ __forceinline__ u64 f8s_desc(const void* p) {
+    const u32 a = (u32)__cvta_generic_to_shared(p);
+    if constexpr (SW) {
+        // K-major, 128-byte swizzle: LBO unused (1), SBO = 8 rows × 128 B.
+        return (u64)((a & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+    } else {
+        return (u64)((a & 0x3FFFF) >> 4) | ((u64)(128 >> 4) << 16) | ((u64)(1024 >> 4) << 32);
+    }
+}
+
+// Byte offset of 16-byte chunk ch of row r in a tile of 128-byte rows.
+template <int SW>
+__device__ __forceinline__ int f8s_off(int r, int ch) {
+    if constexpr (SW) return r * 128 + ((ch ^ (r & 7)) << 4);
+    else return (r >> 3) * 1024 + ch * 128 + (r & 7) * 16;
+}
+
+__device__ __forceinline__ void f8s_cp_async4(void* smem, const void* gmem, int srcBytes) {
+    const u32 s = (u32)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(srcBytes));
+}
+
+// Version 7 (PERM): the Q rows are placed so that each thread's accumulator
+// columns (8j + 2·(lane&3) + e) belong to the fewest queries: lane l holds
+// queries l, l+4, … with all their heads when QB ≥ 4, or 1/(4/QB) of one
+// query's heads when QB < 4. Column n ↔ (query, head) by f8s_col below. The
+// head sums then need no shuffles for QB ≥ 4 (one or two otherwise), and
+// each store instruction writes 8 keys × min(4, QB) queries.
+template <int HEADS, int QB>
+__device__ __forceinline__ void f8s_col(int n, int& q, int& h) {
+    constexpr int NT2 = QB * HEADS / 4;  // columns a lane holds
+    const int l = (n >> 1) & 3, idx = ((n >> 3) << 1) | (n & 1);
+    if constexpr (QB >= 4) {
+        q = 4 * (idx / HEADS) + l;
+        h = idx % HEADS;
+    } else {
+        q = l % QB;
+        h = idx + NT2 * (l / QB);
+    }
+}
+
+template <int HEADS, int QB, int SW, int PERM>
+__device__ __forceinline__ void fp8s_logits_body(
+    const unsigned char* __restrict__ q8, const unsigned char* __restrict__ k8,
+    const float* __restrict__ ks, const float* __restrict__ w, const int* __restrict__ ke,
+    i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* __restrict__ kidx, i64 kidxLd,
+    float* __restrict__ out) {
+    constexpr int COLS = QB * HEADS;  // wgmma N
+    constexpr int NT = COLS / 8;      // n-tiles per thread
+    constexpr int NTQ = HEADS / 8;    // n-tiles per query
+    constexpr int TB = F8S_KT * 128;  // bytes of a key tile
+    extern __shared__ __align__(1024) unsigned char f8ssm[];
+    // Swizzled tiles need 1024-byte alignment; the launcher adds the slack.
+    unsigned char* base = f8ssm + ((1024 - ((u32)__cvta_generic_to_shared(f8ssm) & 1023)) & 1023);
+    unsigned char* Qs = base;                                     // COLS × 128 B
+    unsigned char* Ks = Qs + COLS * 128;                          // [2][STAGES] tiles
+    float* Kss = (float*)(Ks + 2 * F8S_STAGES * TB);              // [2][STAGES][KT] key scales
+    float* Ws = Kss + 2 * F8S_STAGES * F8S_KT;                    // COLS
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, w4 = warp & 3;
+    const int gt = tid & 127;  // thread within the warpgroup
+    const i64 m0 = (i64)blockIdx.x * QB;
+    if (m0 >= M) return;
+    const int nq = (int)min((i64)QB, M - m0);
+    if (rowsPerSeq > 0) {
+        const i64 seq = m0 / rowsPerSeq;
+        k8 += seq * seqKeys * F8_D;
+        ks += seq * seqKeys;
+    }
+    i64 kmax = 0;
+    for (int r = 0; r < nq; ++r) kmax = max(kmax, (i64)ke[m0 + r]);
+    const i64 s0 = (i64)blockIdx.y * keysPerSplit;
+    if (s0 >= kmax) return;
+    const i64 s1 = min(s0 + keysPerSplit, kmax);
+    const int ntiles = (int)((s1 - s0 + F8S_KT - 1) / F8S_KT);
+    const int* kx = kidx ? kidx + m0 * kidxLd : (const int*)0;
+
+    // Smem row (B column) n holds query r, head hd.
+    auto colOf = [](int n, int& r, int& hd) {
+        if constexpr (PERM) f8s_col<HEADS, QB>(n, r, hd);
+        else r = n / HEADS, hd = n % HEADS;
+    };
+    for (int c = tid; c < COLS * 8; c += F8_THREADS) {
+        const int row = c >> 3, ch = c & 7;
+        int r, hd;
+        colOf(row, r, hd);
+        const unsigned char* src = q8 + ((m0 + min(r, nq - 1)) * HEADS + hd) * F8_D + ch * 16;
+        f8_cp_async16(Qs + f8s_off<SW>(row, ch), src, r < nq ? 16 : 0);
+    }
+    f8_cp_commit();
+    for (int c = tid; c < COLS; c += F8_THREADS) {
+        int r, hd;
+        colOf(c, r, hd);
+        Ws[c] = r < nq ? w[(m0 + r) * HEADS + hd] : 0.f;
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+
+    // This warpgroup's i-th tile is tile wg + 2i of the CTA's range.
+    const int mine = (ntiles - wg + 1) / 2;
+    unsigned char* myK = Ks + wg * F8S_STAGES * TB;
+    float* myS = Kss + wg * F8S_STAGES * F8S_KT;
+    // Version 8 (PERM 2): a thread's four 16-byte chunks of every tile are
+    // rows lrow + 16u, chunk lch; their swizzled smem offsets differ by u·2048
+    // only, and their sources by whole tiles, so the copy needs one pointer
+    // increment per tile instead of 64-bit index arithmetic per chunk.
+    const int lrow = gt >> 3, lch = gt & 7;
+    const int soff = lrow * 128 + ((lch ^ (lrow & 7)) << 4);
+    const unsigned char* kbase = k8 + (s0 + (i64)wg * F8S_KT + lrow) * F8_D + lch * 16;
+    auto load = [&](int i) {
+        const i64 tb = s0 + (i64)(wg + 2 * i) * F8S_KT;
+        unsigned char* dst = myK + (i % F8S_STAGES) * TB;
+        if (PERM == 2 && SW && !kx) {
+            const unsigned char* src = kbase + (i64)i * (2 * F8S_KT * F8_D);
+            const i64 rem = s1 - tb;
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const bool ok = lrow + 16 * u < rem;
+                f8_cp_async16(dst + soff + u * 2048, ok ? src + u * 2048 : k8, ok ? 16 : 0);
+            }
+            if (gt < F8S_KT) {
+                const bool ok = gt < rem;
+                f8s_cp_async4(myS + (i % F8S_STAGES) * F8S_KT + gt, ok ? ks + tb + gt : ks, ok ? 4 : 0);
+            }
+            return;
+        }
+#pragma unroll
+        for (int c = gt; c < F8S_KT * 8; c += 128) {
+            const int row = c >> 3, ch = c & 7;
+            const i64 s = tb + row;
+            const bool ok = s < s1;
+            const i64 key = ok ? (kx ? (i64)kx[s] : s) : 0;
+            f8_cp_async16(dst + f8s_off<SW>(row, ch), k8 + key * F8_D + ch * 16, ok ? 16 : 0);
+        }
+        if (gt < F8S_KT) {
+            const i64 s = tb + gt;
+            const bool ok = s < s1;
+            const i64 key = ok ? (kx ? (i64)kx[s] : s) : 0;
+            f8s_cp_async4(myS + (i % F8S_STAGES) * F8S_KT + gt, ks + key, ok ? 4 : 0);
+        }
+    };
+#pragma unroll
+    for (int st = 0; st < F8S_STAGES - 1; ++st) {
+        if (st < mine) load(st);
+        f8_cp_commit();
+    }
+    for (int i = 0; i < mine; ++i) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(F8S_STAGES - 2) : "memory");
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        // Only this warpgroup's threads wrote (and will overwrite) its ring.
+        asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory");
+        if (i + F8S_STAGES - 1 < mine) load(i + F8S_STAGES - 1);
+        f8_cp_commit();
+
+        const int st = i % F8S_STAGES;
+        const unsigned char* Kt = myK + st * TB;
+        float acc[NT * 4];
+        f8w_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+            f8w_mma<COLS>(acc, f8s_desc<SW>(Kt + kk * (SW ? 32 : 256)), f8s_desc<SW>(Qs + kk * (SW ? 32 : 256)), kk);
+        f8w_commit_wait();
+
+        const i64 tb = s0 + (i64)(wg + 2 * i) * F8S_KT;
+        if constexpr (PERM) {
+            constexpr int QPL = QB >= 4 ? QB / 4 : 1;  // queries a lane holds
+            constexpr int NT2 = 2 * NT;
+            const int l = lane & 3;
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+                const int row = 16 * w4 + 8 * hr + (lane >> 2);
+                const i64 s = tb + row;
+                float part[QPL];
+#pragma unroll
+                for (int t = 0; t < QPL; ++t) part[t] = 0.f;
+                if constexpr (PERM == 2) {
+                    // Two fused chains per query (even and odd n-tiles): two
+                    // instructions per accumulator, ReLU and FFMA.
+                    float odd[QPL];
+#pragma unroll
+                    for (int t = 0; t < QPL; ++t) odd[t] = 0.f;
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        const float2 wv = *(const float2*)&Ws[8 * j + 2 * l];
+                        float& p = (j & 1) ? odd[(2 * j) * QPL / NT2] : part[(2 * j) * QPL / NT2];
+                        p = fmaf(wv.x, relu(acc[4 * j + 2 * hr]), p);
+                        p = fmaf(wv.y, relu(acc[4 * j + 2 * hr + 1]), p);
+                    }
+#pragma unroll
+                    for (int t = 0; t < QPL; ++t) part[t] += odd[t];
+                } else {
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        const float2 wv = *(const float2*)&Ws[8 * j + 2 * l];
+                        part[(2 * j) * QPL / NT2] += wv.x * relu(acc[4 * j + 2 * hr]) + wv.y * relu(acc[4 * j + 2 * hr + 1]);
+                    }
+                }
+                if constexpr (QB < 4) {
+#pragma unroll
+                    for (int mask = QB; mask < 4; mask <<= 1)
+                        part[0] += __shfl_xor_sync(0xffffffffu, part[0], mask);
+                }
+                if (s < s1) {
+                    const i64 key = kx ? (i64)kx[s] : s;
+                    const float sc = myS[st * F8S_KT + row];
+#pragma unroll
+                    for (int t = 0; t < QPL; ++t) {
+                        const int qi = QB >= 4 ? 4 * t + l : l;
+                        if ((QB >= 4 || l < QB) && qi < nq) out[(m0 + qi) * ld + key] = part[t] * sc;
+                    }
+                }
+            }
+        } else {
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+                const int row = 16 * w4 + 8 * hr + (lane >> 2);
+                const i64 s = tb + row;
+                float part[QB];
+#pragma unroll
+                for (int qi = 0; qi < QB; ++qi) part[qi] = 0.f;
+#pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    const int c0 = 8 * j + 2 * (lane & 3);
+                    part[j / NTQ] += Ws[c0] * relu(acc[4 * j + 2 * hr]) + Ws[c0 + 1] * relu(acc[4 * j + 2 * hr + 1]);
+                }
+#pragma unroll
+                for (int qi = 0; qi < QB; ++qi) {
+                    part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 1);
+                    part[qi] += __shfl_xor_sync(0xffffffffu, part[qi], 2);
+                }
+                if (s < s1) {
+                    const i64 key = kx ? (i64)kx[s] : s;
+                    const float sc = myS[st * F8S_KT + row];
+#pragma unroll
+                    for (int qi = 0; qi < QB; ++qi)
+                        if ((qi & 3) == (lane & 3) && qi < nq) out[(m0 + qi) * ld + key] = part[qi] * sc;
+                }
+            }
+        }
+    }
+}
+
+#define F8S_LOGITS_P(H, QB, SW, P, NAME)                                                                 \
+    extern "C" __global__ void __launch_bounds__(F8_THREADS, 2) NAME(                                    \
+        const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
+        i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
+        float* out) {                                                                                    \
+        fp8s_logits_body<H, QB, SW, P>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys,      \
+                                       kidx, kidxLd, out);                                               \
+    }
+#define F8S_LOGITS(H, QB, SW) F8S_LOGITS_P(H, QB, SW, 0, fp8s_logits_h##H##_q##QB##_sw##SW)
+#define F8P_LOGITS(H, QB) F8S_LOGITS_P(H, QB, 1, 1, fp8p_logits_h##H##_q##QB)
+#define F8Q_LOGITS(H, QB) F8S_LOGITS_P(H, QB, 1, 2, fp8q_logits_h##H##_q##QB)
+F8S_LOGITS(8, 16, 1)
+F8S_LOGITS(16, 8, 1)
+F8S_LOGITS(32, 4, 1)
+F8S_LOGITS(64, 2, 1)
+F8S_LOGITS(8, 1, 1)
+F8S_LOGITS(16, 1, 1)
+F8S_LOGITS(32, 1, 1)
+F8S_LOGITS(64, 1, 1)
+F8S_LOGITS(8, 16, 0)
+F8S_LOGITS(16, 8, 0)
+F8S_LOGITS(32, 4, 0)
+F8S_LOGITS(64, 2, 0)
+F8S_LOGITS(8, 1, 0)
+F8S_LOGITS(16, 1, 0)
+F8S_LOGITS(32, 1, 0)
+F8S_LOGITS(64, 1, 0)
+F8P_LOGITS(8, 16)
+F8P_LOGITS(16, 8)
+F8P_LOGITS(32, 4)
+F8P_LOGITS(64, 2)
+F8P_LOGITS(8, 1)
+F8P_LOGITS(16, 1)
+F8P_LOGITS(32, 1)
+F8P_LOGITS(64, 1)
+F8Q_LOGITS(8, 16)
+F8Q_LOGITS(16, 8)
+F8Q_LOGITS(32, 4)
+F8Q_LOGITS(64, 2)
+F8Q_LOGITS(8, 1)
+F8Q_LOGITS(16, 1)
+F8Q_LOGITS(32, 1)
+F8Q_LOGITS(64, 1)

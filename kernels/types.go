@@ -31,6 +31,9 @@ type CompareOptions struct {
 	Heads, Block, Stage1, HisaBlock, HisaBlocks int
 	Warmup, Reps                                int
 	Seed                                        uint64
+	// LogitsKernel picks the FP8 logits kernel version (kernels/NOTES.md);
+	// zero takes the device's default.
+	LogitsKernel int `json:"logits_kernel,omitempty"`
 	// Dump, when set, is a directory where each shape's inputs are written
 	// as a trace (F32: the FP8 values dequantised exactly), named
 	// <model>-<mode>-<ctx>.safetensors, so that an independent
@@ -74,8 +77,10 @@ type CaseResult struct {
 
 // CompareReport is the whole run.
 type CompareReport struct {
-	Device  DeviceInfo     `json:"device"`
-	CopyGBs float64        `json:"copy_gbs"` // measured device-to-device copy, bytes read + written
-	Options CompareOptions `json:"options"`
-	Cases   []CaseResult   `json:"cases"`
+	Device  DeviceInfo `json:"device"`
+	CopyGBs float64    `json:"copy_gbs"` // measured device-to-device copy, bytes read + written
+	// LogitsKernel is the FP8 logits kernel version the run used.
+	LogitsKernel int            `json:"logits_kernel"`
+	Options      CompareOptions `json:"options"`
+	Cases        []CaseResult   `json:"cases"`
 }

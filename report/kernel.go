@@ -60,7 +60,11 @@ func KernelHeader(r *kernels.CompareReport) string {
 	if r.CopyGBs > 0 {
 		copyBW = fmt.Sprintf("%.0f GB/s", r.CopyGBs)
 	}
-	return fmt.Sprintf("device %d: %s; measured device-to-device copy: %s", d.Index, name, copyBW)
+	line := fmt.Sprintf("device %d: %s; measured device-to-device copy: %s", d.Index, name, copyBW)
+	if r.LogitsKernel > 0 {
+		line += fmt.Sprintf("; FP8 logits kernel v%d", r.LogitsKernel)
+	}
+	return line
 }
 
 // KernelTable writes the header line (KernelHeader), then one table row per

@@ -36,6 +36,9 @@ type KernelOptions struct {
 	Heads, Block, Stage1, HisaBlock, HisaBlocks int
 	Warmup, Reps                                int
 	Seed                                        uint64
+	// LogitsKernel forces an FP8 logits kernel version (kernels/NOTES.md);
+	// zero takes the device's default.
+	LogitsKernel int
 	// Dump is a directory for each shape's inputs as a trace, for an
 	// independent check (tools/reference/compare_torch.py); "" for none.
 	Dump string
@@ -120,6 +123,7 @@ func newKernelCmd(a *app) *cobra.Command {
 	f.IntVar(&opts.Reps, "reps", opts.Reps, "timed runs (the median is reported)")
 	f.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of the synthetic inputs")
 	f.StringVar(&opts.Out, "out", "", "output `dir`ectory (default results/runs/kernel-<UTC time>)")
+	f.IntVar(&opts.LogitsKernel, "logits-kernel", 0, "FP8 logits kernel version to time (3–8, 60; 0: the device's default; kernels/NOTES.md)")
 	f.StringVar(&opts.Dump, "dump", "", "also write each shape's inputs as a trace into `dir`, for tools/reference/compare_torch.py")
 	return cmd
 }
@@ -209,6 +213,11 @@ func (o *KernelOptions) compareOptions() (kernels.CompareOptions, error) {
 	if err != nil {
 		return co, err
 	}
+	switch o.LogitsKernel {
+	case 0, 3, 4, 5, 6, 60, 7, 8:
+	default:
+		return co, usageErrorf("--logits-kernel %d: want 3, 4, 5, 6, 60, 7 or 8 (0: the device's default)", o.LogitsKernel)
+	}
 	for _, p := range []struct {
 		flag string
 		v    int
@@ -238,7 +247,7 @@ func (o *KernelOptions) compareOptions() (kernels.CompareOptions, error) {
 		Models: models, Contexts: ctxs, Modes: modes,
 		PrefillRows: o.Rows, DecodeBatch: o.Batch, TopK: o.TopK,
 		Heads: o.Heads, Block: o.Block, Stage1: o.Stage1, HisaBlock: o.HisaBlock, HisaBlocks: o.HisaBlocks,
-		Warmup: o.Warmup, Reps: o.Reps, Seed: o.Seed, Dump: o.Dump,
+		Warmup: o.Warmup, Reps: o.Reps, Seed: o.Seed, Dump: o.Dump, LogitsKernel: o.LogitsKernel,
 	}, nil
 }
 
