@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/misabench/misabench/serving"
 )
 
 // The haystack, the needle and the prompt of the model-level test
@@ -67,8 +69,8 @@ func modelUserText(haystack string) string {
 }
 
 // modelChatMessages is the chat form of the prompt.
-func modelChatMessages(haystack string) []modelMessage {
-	return []modelMessage{
+func modelChatMessages(haystack string) []serving.Message {
+	return []serving.Message{
 		{Role: "system", Content: modelSystem},
 		{Role: "user", Content: modelUserText(haystack)},
 	}

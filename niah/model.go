@@ -15,12 +15,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/misabench/misabench/serving"
 )
 
 // The model-level test: the classic passkey needle-in-a-haystack run
 // against an OpenAI-compatible server (vLLM or SGLang serving the model
 // with the indexer under test). haystack.go holds the haystack, needle,
-// insertion and prompt; score.go the scorers; client.go the HTTP side.
+// insertion and prompt; score.go the scorers; package serving the HTTP
+// side.
 
 // ModelOptions configures RunModel. Zero values take the defaults given.
 type ModelOptions struct {
@@ -75,8 +78,9 @@ var (
 	ErrModelOptions = errors.New("niah: bad model-level options")
 	// ErrModelEndpoint: the server cannot be reached, does not answer
 	// like an OpenAI-compatible server, rejects the model, or has no
-	// /tokenize and /detokenize.
-	ErrModelEndpoint = errors.New("niah: unusable model endpoint")
+	// /tokenize and /detokenize. It is serving.ErrEndpoint, so that the
+	// client's own endpoint errors are of this class too.
+	ErrModelEndpoint = serving.ErrEndpoint
 	// ErrModelResults: the results file in Out is corrupt (other than its
 	// last line) or was written by a run with another model, seed, chat
 	// mode or haystack.
@@ -178,7 +182,7 @@ type modelJob struct {
 type modelRunner struct {
 	o      ModelOptions
 	env    modelEnv
-	c      *modelClient
+	c      *serving.Client
 	scorer string
 
 	prefix    []int        // special tokens the server adds even when asked not to
@@ -197,9 +201,9 @@ type modelRunner struct {
 
 // modelNormalize checks o and fills in the defaults.
 func modelNormalize(o ModelOptions) (ModelOptions, string, error) {
-	root, err := modelRoot(o.Endpoint)
+	root, err := serving.Root(o.Endpoint)
 	if err != nil {
-		return o, "", err
+		return o, "", fmt.Errorf("%w: %w", ErrModelOptions, err)
 	}
 	o.Model = strings.TrimSpace(o.Model)
 	if o.Model == "" {
@@ -263,11 +267,6 @@ func modelNormalize(o ModelOptions) (ModelOptions, string, error) {
 	case o.MaxTokens == 0:
 		o.MaxTokens = modelDefaultMaxTokens
 	}
-	if o.HTTPClient == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = o.Concurrency + 2
-		o.HTTPClient = &http.Client{Transport: tr}
-	}
 	return o, root, nil
 }
 
@@ -276,14 +275,18 @@ func modelRun(ctx context.Context, o ModelOptions, env modelEnv) (*Grid, error) 
 	if err != nil {
 		return nil, err
 	}
+	c, err := serving.New(root, o.Model, serving.Options{
+		HTTPClient: o.HTTPClient, Conns: o.Concurrency + 2, Retries: o.Retries, Timeout: o.Timeout,
+		Backoff: env.backoff, BackoffMax: env.backoffMax,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrModelOptions, err)
+	}
 	r := &modelRunner{
 		o:      o,
 		env:    env,
 		scorer: o.Scorer,
-		c: &modelClient{
-			root: root, model: o.Model, hc: o.HTTPClient, retries: o.Retries, timeout: o.Timeout,
-			backoff: env.backoff, backoffMax: env.backoffMax,
-		},
+		c:      c,
 		scores: map[modelCellKey]float64{},
 	}
 
@@ -378,52 +381,13 @@ func (r *modelRunner) grid() *Grid {
 // work runs the pending samples on Concurrency workers; the first error
 // stops them all.
 func (r *modelRunner) work(ctx context.Context, pending []modelJob) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		firstErr error
-		once     sync.Once
-		wg       sync.WaitGroup
-	)
-	fail := func(err error) {
-		once.Do(func() {
-			firstErr = err
-			cancel()
-		})
-	}
-	jobs := make(chan modelJob)
-	for range min(r.o.Concurrency, len(pending)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if ctx.Err() != nil {
-					continue
-				}
-				rec, err := r.sample(ctx, j)
-				if err == nil {
-					err = r.record(rec)
-				}
-				if err != nil {
-					fail(err)
-				}
-			}
-		}()
-	}
-feed:
-	for _, j := range pending {
-		select {
-		case jobs <- j:
-		case <-ctx.Done():
-			break feed
+	return serving.ForEach(ctx, len(pending), r.o.Concurrency, func(ctx context.Context, i int) error {
+		rec, err := r.sample(ctx, pending[i])
+		if err != nil {
+			return err
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+		return r.record(rec)
+	})
 }
 
 // record stores a finished sample: its line in the file, its score, the
@@ -451,33 +415,20 @@ func (r *modelRunner) record(rec modelRecord) error {
 // setupErr classifies a failure while first talking to the server: no
 // answer, or a 4xx, is the endpoint's fault.
 func (r *modelRunner) setupErr(what string, err error) error {
-	if errors.Is(err, ErrModelEndpoint) {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	var he *modelHTTPError
-	if errors.As(err, &he) && he.Status == 0 {
-		return fmt.Errorf("%w: cannot reach the server at %s: %v", ErrModelEndpoint, r.c.root, err)
-	}
-	if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 {
-		return fmt.Errorf("%w: %s: %v", ErrModelEndpoint, what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return r.c.SetupError(what, err)
 }
 
 // setup finds the tokenizer endpoint and learns the tokenizer: the special
 // tokens it adds regardless, the sentence-end ids, whether it counts chat
 // prompts.
 func (r *modelRunner) setup(ctx context.Context) error {
-	dot, err := r.c.resolveTokenizer(ctx, ".")
+	dot, err := r.c.ResolveTokenizer(ctx, ".")
 	if err != nil {
 		return r.setupErr("tokenizing", err)
 	}
 	// A server that ignores add_special_tokens=false still puts BOS in
 	// front of every text: learn it from the empty text and strip it.
-	empty, err := r.c.tokenize(ctx, "", false)
+	empty, err := r.c.Tokenize(ctx, "", false)
 	switch {
 	case err == nil:
 		r.prefix = empty
@@ -494,25 +445,25 @@ func (r *modelRunner) setup(ctx context.Context) error {
 	for _, id := range dot {
 		r.period[id] = true
 	}
-	ad, err := r.c.tokenize(ctx, "a.", false)
+	ad, err := r.c.Tokenize(ctx, "a.", false)
 	if err != nil {
 		return r.setupErr("tokenizing", err)
 	}
 	if ad = modelStrip(ad, r.prefix); len(ad) > 0 && !r.period[ad[len(ad)-1]] {
 		last := ad[len(ad)-1]
-		s, err := r.c.detokenize(ctx, []int{last})
+		s, err := r.c.Detokenize(ctx, []int{last})
 		if err != nil {
 			return r.setupErr("detokenizing", err)
 		}
 		if s == "." {
 			r.period[last] = true
 		}
-	} else if _, err := r.c.detokenize(ctx, dot); err != nil {
+	} else if _, err := r.c.Detokenize(ctx, dot); err != nil {
 		// Make sure /detokenize exists before the run starts.
 		return r.setupErr("detokenizing", err)
 	}
 	if r.o.Chat {
-		_, err := r.c.tokenizeChat(ctx, modelChatMessages("probe."))
+		_, err := r.c.TokenizeChat(ctx, modelChatMessages("probe."))
 		switch {
 		case err == nil:
 			r.chatExact = true
@@ -529,13 +480,7 @@ func (r *modelRunner) setup(ctx context.Context) error {
 }
 
 // modelStatus is the HTTP status of a failed request, 0 if none.
-func modelStatus(err error) int {
-	var he *modelHTTPError
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
-}
+func modelStatus(err error) int { return serving.Status(err) }
 
 // modelStrip removes prefix from the front of ids.
 func modelStrip(ids, prefix []int) []int {
@@ -547,7 +492,7 @@ func modelStrip(ids, prefix []int) []int {
 
 // tokens tokenizes text without special tokens.
 func (r *modelRunner) tokens(ctx context.Context, text string) ([]int, error) {
-	ids, err := r.c.tokenize(ctx, text, false)
+	ids, err := r.c.Tokenize(ctx, text, false)
 	if err != nil {
 		return nil, err
 	}
@@ -558,13 +503,13 @@ func (r *modelRunner) tokens(ctx context.Context, text string) ([]int, error) {
 // server will see it.
 func (r *modelRunner) count(ctx context.Context, haystack string) (int, error) {
 	if !r.o.Chat {
-		ids, err := r.c.tokenize(ctx, modelUserText(haystack), true)
+		ids, err := r.c.Tokenize(ctx, modelUserText(haystack), true)
 		return len(ids), err
 	}
 	if r.chatExact {
-		return r.c.tokenizeChat(ctx, modelChatMessages(haystack))
+		return r.c.TokenizeChat(ctx, modelChatMessages(haystack))
 	}
-	ids, err := r.c.tokenize(ctx, modelSystem+"\n\n"+modelUserText(haystack), true)
+	ids, err := r.c.Tokenize(ctx, modelSystem+"\n\n"+modelUserText(haystack), true)
 	return len(ids) + modelChatReserve, err
 }
 
@@ -678,7 +623,7 @@ func (r *modelRunner) sample(ctx context.Context, j modelJob) (modelRecord, erro
 		}
 		var ids []int
 		ids, p = modelInsert(r.hay[:b], needle, j.depth, r.period)
-		if text, err = r.c.detokenize(ctx, ids); err != nil {
+		if text, err = r.c.Detokenize(ctx, ids); err != nil {
 			return modelRecord{}, wrap(err)
 		}
 		if n, err = r.count(ctx, text); err != nil {
@@ -692,9 +637,9 @@ func (r *modelRunner) sample(ctx context.Context, j modelJob) (modelRecord, erro
 	start := time.Now()
 	var answer string
 	if r.o.Chat {
-		answer, err = r.c.chat(ctx, modelChatMessages(text), r.o.MaxTokens)
+		answer, err = r.c.Chat(ctx, modelChatMessages(text), serving.Params{MaxTokens: r.o.MaxTokens})
 	} else {
-		answer, err = r.c.complete(ctx, modelUserText(text), r.o.MaxTokens)
+		answer, err = r.c.Complete(ctx, modelUserText(text), serving.Params{MaxTokens: r.o.MaxTokens})
 	}
 	if err != nil {
 		return modelRecord{}, wrap(err)
@@ -833,7 +778,7 @@ func (r *modelRunner) writeRunFile(path string) error {
 	}
 	v := map[string]any{
 		"schema":   "misabench.niah.model-run/v1",
-		"endpoint": r.c.root,
+		"endpoint": r.c.Root(),
 		"model":    o.Model,
 		"chat":     o.Chat,
 		"scorer":   o.Scorer,
@@ -842,7 +787,7 @@ func (r *modelRunner) writeRunFile(path string) error {
 		"max_tokens": o.MaxTokens, "temperature": 0,
 		"haystack": map[string]any{"source": r.haySource, "fingerprint": r.hayFP, "tokens": len(r.hay)},
 		"tokenizer": map[string]any{
-			"endpoint":            r.c.tokBase + "/tokenize",
+			"endpoint":            r.c.TokenizerBase() + "/tokenize",
 			"special_prefix":      r.prefix,
 			"sentence_end_ids":    modelSortedIDs(r.period),
 			"chat_prompt_counted": counting,

@@ -192,7 +192,7 @@ func TestModelChat(t *testing.T) {
 	}
 	modelCheckGrid(t, g, o, modelWantPattern)
 	if f.count("/v1/chat/completions") != 12 || f.count("/v1/completions") != 0 {
-		t.Errorf("calls %v", f.calls)
+		t.Errorf("%d chat and %d completion calls, want 12 and 0", f.count("/v1/chat/completions"), f.count("/v1/completions"))
 	}
 	for _, rec := range modelReadRecords(t, filepath.Join(o.Out, ModelResultsFile)) {
 		f.mu.Lock()
