@@ -1,6 +1,8 @@
 // Package longbench scores LongBench v1 and LongBench-E predictions exactly
 // as the official LongBench/eval.py and LongBench/metrics.py do (THUDM/LongBench
-// @ 2e00731f), quirks included. The specification is
+// @ 2e00731f), quirks included, and makes predictions as LongBench/pred.py
+// does, against an OpenAI-compatible server (Run: official prompts,
+// truncation, chat template rule, generation lengths). The specification is
 // shared/research/evals.md part A; comments cite its sections (e.g. §A.4).
 package longbench
 
@@ -108,8 +110,9 @@ func Lookup(name string) (Dataset, error) {
 }
 
 // Record is one JSONL line: a data record (§A.8) or a prediction record as
-// pred.py writes it (§A.7 step 7: pred, answers, all_classes, length). Only
-// the fields the scorer needs are kept; context and input are skipped.
+// pred.py writes it (§A.7 step 7: pred, answers, all_classes, length; the
+// files `longbench run` writes add _id). Context and Input, the prompt's
+// fields, are nil when the line has no such key (prediction files).
 type Record struct {
 	ID         string   `json:"_id,omitempty"`
 	Pred       *string  `json:"pred,omitempty"`
@@ -118,6 +121,8 @@ type Record struct {
 	Length     int      `json:"length"`
 	Dataset    string   `json:"dataset,omitempty"`
 	Language   string   `json:"language,omitempty"`
+	Context    *string  `json:"context,omitempty"`
+	Input      *string  `json:"input,omitempty"`
 }
 
 // LineError is a JSONL line that does not parse.

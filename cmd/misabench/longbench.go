@@ -40,7 +40,7 @@ type LongBenchScoreOptions struct {
 func newLongBenchCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "longbench",
-		Short: "Score LongBench v1 and LongBench-E predictions as the official eval.py does",
+		Short: "Run LongBench v1 and LongBench-E against a server, and score predictions as the official eval.py does",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -76,7 +76,7 @@ scores are approximate and the output says so; without cgo they fail.
 	f.BoolVar(&opts.RougeIterative, "rouge-iterative", false, "score long sentence pairs that pltrdy/rouge 1.0.1 scores 0 (RecursionError) instead of matching it")
 	f.StringVar(&opts.JiebaDict, "jieba-dict", "", "jieba dictionary `file` (\"word freq tag\" lines, e.g. Python jieba's dict.txt; default: gojieba's copy)")
 	f.StringVar(&opts.JiebaHMM, "jieba-hmm", "", "jieba HMM model `file` in cppjieba's hmm_model.utf8 layout (default: gojieba's)")
-	cmd.AddCommand(score)
+	cmd.AddCommand(score, newLongBenchRunCmd(a))
 	return cmd
 }
 
