@@ -8,7 +8,7 @@ from_pretrained (so `indexer.weights_proj` is kept in fp32 as for a real
 checkpoint), runs one forward of random token ids with DumpHook, and then:
 
   misabench trace convert --checkpoint CKPT --activations ACT --out T --quant none|fp8
-  misabench trace select  --trace T --layers ... --format json
+  misabench trace select  T --layers ... --format json
 
 and compares misabench's DSA selection per query row with the model's own
 indexer top-k:
@@ -210,15 +210,16 @@ def run(cmd, log):
 
 
 def select(a, trace, layers, n, nq, dev, log):
-    p = run([a.misabench, "trace", "select", "--trace", trace, "--layers", ",".join(map(str, layers)),
+    p = run([a.misabench, "trace", "select", trace, "--layers", ",".join(map(str, layers)),
              "--format", "json"] + shlex.split(a.select_args), log)
     if p.returncode != 0:
         return None
     try:
-        got = json.loads(p.stdout)["layers"]
+        # {"layers": [{"layer": L, "q_pos": [...], "sets": {"dsa": [[...], ...]}}]}
+        got = {e["layer"]: e["sets"]["dsa"] for e in json.loads(p.stdout)["layers"]}
         out = {}
         for L in layers:
-            rows = got[str(L)]
+            rows = got[L]
             if len(rows) != nq:
                 log(f"    | layer {L}: select gave {len(rows)} rows, the trace has {nq}")
                 return None

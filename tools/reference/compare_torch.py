@@ -46,7 +46,7 @@ def block_means(k, pos, B):
     csum = torch.cumsum(k.double(), 0)
     own_start = (pos // B) * B
     hi = csum[pos]
-    lo = torch.where(own_start > 0, csum[(own_start - 1).clamp(min=0)], torch.zeros_like(hi))
+    lo = torch.where((own_start > 0)[:, None], csum[(own_start - 1).clamp(min=0)], torch.zeros_like(hi))
     own = ((hi - lo) / (pos - own_start + 1)[:, None]).float()
     return full, own
 
