@@ -27,6 +27,9 @@ type Options struct {
 	// NoHadamard skips the rotation (it changes no score, only how FP8
 	// rounds).
 	NoHadamard bool
+	// Multiplier computes the matrix products (Params.Mul): the GPU when
+	// set; nil computes them on the CPU.
+	Multiplier Multiplier
 }
 
 // Convert reads the indexer weights of a checkpoint and one activation
@@ -96,7 +99,7 @@ func Convert(ctx context.Context, ck *checkpoint.Checkpoint, activations, out st
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", ck.Dir(), err)
 	}
-	params := Params{RoPE: rope, NormEps: checkpoint.KNormEps, Hadamard: !opt.NoHadamard}
+	params := Params{RoPE: rope, NormEps: checkpoint.KNormEps, Hadamard: !opt.NoHadamard, Mul: opt.Multiplier}
 
 	tm := trace.Meta{
 		Format: trace.FormatV1, Model: model, NCtx: N, Heads: cfg.IndexNHeads, HeadDim: cfg.IndexHeadDim,

@@ -42,6 +42,20 @@ type Params struct {
 	RoPE     *RoPE
 	NormEps  float64
 	Hadamard bool // rotate q and k (DeepSeek's rotate_activation)
+	// Mul computes the three matrix products (wk·x, wq_b·qr,
+	// weights_proj·x) when set (kernels.GPU does, on the GPU); nil computes
+	// them on the CPU (matVec). LayerNorm, RoPE, the Hadamard rotation and
+	// the weight scale run on the CPU either way.
+	Mul Multiplier
+}
+
+// Multiplier computes the projections' matrix products. MatMulT sets
+// y[i·m+j] = Σ_l x[i·k+l]·a[j·k+l] for x [n][k], a [m][k] and y [n][m],
+// row-major (a holds one output per row, as a checkpoint stores a linear
+// layer). It must sum in float64 at least, as matVec does; kernels.GPU
+// reproduces matVec's order, so that its y is matVec's, bit for bit.
+type Multiplier interface {
+	MatMulT(y, x, a []float32, n, m, k int) error
 }
 
 // Layer is one projected layer: q [Q][H][D], k [N][D], w [Q][H].
@@ -57,7 +71,8 @@ type Layer struct {
 // k = RoPE(LayerNorm(wk·x)) on the first rope dims, then the Hadamard
 // rotation; q = RoPE(wq_b·qr) per head, rotated alike; w =
 // weights_proj(x)·H^-1/2·D^-1/2 (DeepSeek's softmax scale), q's FP8 scale
-// being folded in only when the trace is written with FP8 q.
+// being folded in only when the trace is written with FP8 q. The matrix
+// products run through p.Mul when it is set, on the CPU otherwise.
 func Project(p Params, wt *Weights, hidden, qr []float32, positions, qRows []int64) (*Layer, error) {
 	if err := wt.Check(); err != nil {
 		return nil, err
@@ -79,9 +94,16 @@ func Project(p Params, wt *Weights, hidden, qr []float32, positions, qRows []int
 	}
 	H, D := wt.H, wt.D
 	out := &Layer{K: make([]float32, N*D), Q: make([]float32, Q*H*D), W: make([]float32, Q*H)}
+	if p.Mul != nil {
+		if err := products(p.Mul, wt, hidden, qr, qRows, out); err != nil {
+			return nil, err
+		}
+	}
 	parallel(N, func(s int) {
 		k := out.K[s*D : (s+1)*D]
-		matVec(k, wt.Wk, hidden[s*wt.Hidden:(s+1)*wt.Hidden])
+		if p.Mul == nil {
+			matVec(k, wt.Wk, hidden[s*wt.Hidden:(s+1)*wt.Hidden])
+		}
 		layerNorm(k, wt.KNormW, wt.KNormB, p.NormEps)
 		if p.RoPE != nil {
 			p.RoPE.apply(k, positions[s])
@@ -93,7 +115,9 @@ func Project(p Params, wt *Weights, hidden, qr []float32, positions, qRows []int
 	scale := float32(1 / math.Sqrt(float64(H)) / math.Sqrt(float64(D)))
 	parallel(Q, func(t int) {
 		q := out.Q[t*H*D : (t+1)*H*D]
-		matVec(q, wt.WqB, qr[t*wt.QLoRA:(t+1)*wt.QLoRA])
+		if p.Mul == nil {
+			matVec(q, wt.WqB, qr[t*wt.QLoRA:(t+1)*wt.QLoRA])
+		}
 		pos := positions[qRows[t]]
 		for h := 0; h < H; h++ {
 			v := q[h*D : (h+1)*D]
@@ -105,12 +129,46 @@ func Project(p Params, wt *Weights, hidden, qr []float32, positions, qRows []int
 			}
 		}
 		w := out.W[t*H : (t+1)*H]
-		matVec(w, wt.WProj, hidden[qRows[t]*int64(wt.Hidden):(qRows[t]+1)*int64(wt.Hidden)])
+		if p.Mul == nil {
+			matVec(w, wt.WProj, hidden[qRows[t]*int64(wt.Hidden):(qRows[t]+1)*int64(wt.Hidden)])
+		}
 		for h := range w {
 			w[h] *= scale
 		}
 	})
 	return out, nil
+}
+
+// products fills out's K, Q and W with the raw products through m: k and w
+// in one call over every row (x times wk and weights_proj stacked, [D+H]
+// outputs per row), so that the hidden states, the largest input, are read
+// once and need no gathering; q in a second call over the query rows.
+// Every output is its own dot product, so stacking changes no value.
+func products(m Multiplier, wt *Weights, hidden, qr []float32, qRows []int64, out *Layer) error {
+	H, D, N, Q := wt.H, wt.D, len(out.K)/wt.D, len(qRows)
+	if N == 0 {
+		return nil
+	}
+	kw := D + H
+	a := make([]float32, 0, kw*wt.Hidden)
+	a = append(append(a, wt.Wk...), wt.WProj...)
+	y := make([]float32, N*kw)
+	if err := m.MatMulT(y, hidden, a, N, kw, wt.Hidden); err != nil {
+		return fmt.Errorf("k = wk·x, w = weights_proj·x: %w", err)
+	}
+	for s := 0; s < N; s++ {
+		copy(out.K[s*D:(s+1)*D], y[s*kw:s*kw+D])
+	}
+	for t, r := range qRows {
+		copy(out.W[t*H:(t+1)*H], y[int(r)*kw+D:(int(r)+1)*kw])
+	}
+	if Q == 0 {
+		return nil
+	}
+	if err := m.MatMulT(out.Q, qr, wt.WqB, Q, H*D, wt.QLoRA); err != nil {
+		return fmt.Errorf("q = wq_b·qr: %w", err)
+	}
+	return nil
 }
 
 // matVec sets y = A·x for A [len(y)][len(x)] row-major, accumulating in

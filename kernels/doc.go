@@ -12,6 +12,8 @@
 //   - NewGPU, an indexer.Backend that reproduces the CPU reference backend
 //     (indexer.NewCPU) method for method: DSA, MISA with every router,
 //     MISA† and HISA, with the reference selections, HeadRank and Mass.
+//   - GPU.MatMulT, the matrix products of `misabench trace convert`
+//     (convert.Multiplier), with float64 sums in convert's own order.
 //
 // Each kernel family lives in one .cu file whose header comment gives its
 // FLOP and byte counts; the Go code that launches it sits beside it in the

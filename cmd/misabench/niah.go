@@ -300,15 +300,7 @@ func (o *NiahOptions) methods() ([]indexer.Method, error) {
 
 // device is the --device value niah uses: as given, else auto in a CUDA
 // build and cpu otherwise (so that a CPU-only build says nothing).
-func (o *NiahOptions) device() string {
-	if o.deviceGiven && o.Device != "" {
-		return o.Device
-	}
-	if cudaBuild {
-		return "auto"
-	}
-	return "cpu"
-}
+func (o *NiahOptions) device() string { return gpuFirstDevice(o.deviceGiven, o.Device) }
 
 // plan checks every option and opens what the run needs.
 func (o *NiahOptions) plan(stderr io.Writer) (*niahPlan, error) {
