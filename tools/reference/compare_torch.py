@@ -66,9 +66,18 @@ def recall(ref, got, valid):
 
 
 def run(q, k, w, pos, topk, a, chunk=16):
+    """Recall of each method against DSA (DESIGN.md §2), rows that see
+    fewer than topk keys counted on their visible keys."""
+    visible = (pos + 1).clamp(max=topk)
+    sets = selections(q, k, w, pos, topk, a, chunk)
+    return {m: recall(sets["dsa"], v, visible) for m, v in sets.items()}
+
+
+def selections(q, k, w, pos, topk, a, chunk=16):
+    """Each method's top-k index sets [rows, topk] (DESIGN.md §1); entries
+    past a row's visible keys are arbitrary masked positions."""
     r, H, d = q.shape
     n = k.shape[0]
-    visible = (pos + 1).clamp(max=topk)
     full_b, own_b = block_means(k, pos, a.block)
     full_h, own_h = block_means(k, pos, a.hisa_block)
     sets = {"dsa": [], "misa": [], "misa†": [], "hisa": []}
@@ -116,8 +125,7 @@ def run(q, k, w, pos, topk, a, chunk=16):
         tok_blk = (torch.arange(n, device=q.device) // a.hisa_block).clamp(max=nbv - 1)
         tmask = ~bm[:, tok_blk]
         sets["hisa"].append(topk_sets(dsa.masked_fill(tmask, float("-inf")), topk))
-    sets = {m: torch.cat(v) for m, v in sets.items()}
-    return {m: recall(sets["dsa"], v, visible) for m, v in sets.items()}
+    return {m: torch.cat(v) for m, v in sets.items()}
 
 
 def time_ms(fn, reps):
