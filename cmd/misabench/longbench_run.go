@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/misabench/misabench/longbench"
 	"github.com/misabench/misabench/serving"
@@ -78,14 +77,7 @@ are retried with exponential backoff; a 4xx stops the run.`,
 		}),
 	}
 	f := cmd.Flags()
-	// --model is an alias of --served-model: a config file's "model" key
-	// holds a model preset (configs/), not a served name.
-	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
-		if name == "model" {
-			name = "served-model"
-		}
-		return pflag.NormalizedName(name)
-	})
+	servedModelAlias(f)
 	f.StringVar(&opts.Endpoint, "endpoint", "", "base `URL` of an OpenAI-compatible server with /tokenize and /detokenize (vLLM, SGLang)")
 	f.StringVar(&opts.Model, "served-model", "", "the served model's `name` (--model works too)")
 	f.StringVar(&opts.Data, "data", "", "`dir`ectory of the official <dataset>.jsonl (and <dataset>_e.jsonl) files")

@@ -143,7 +143,7 @@ build) and on the CPU otherwise. Defaults: on the GPU 15 contexts from 2K to
 CPU 8 contexts from 2K to 32K × 8 depths, layers 0,1,2, 16 question rows
 (about 15 s on two cores). Every flag overrides them.
 
-Model level (--endpoint URL --served-model NAME): the classic passkey test
+Model level (--endpoint URL --model NAME): the classic passkey test
 against an OpenAI-compatible server serving the model with the indexer under
 test; the output directory keeps the answers, so that a rerun with the same
 --out resumes.
@@ -163,7 +163,7 @@ func newNiahCmd(a *app) *cobra.Command {
   misabench niah --ctx 128k --device gpu
   misabench niah --contexts 4k,16k,64k --depths 0,50,100 --methods dsa,misa --router pooled,oracle
   misabench niah --trace dumps/niah/ --layers 0,30,60
-  misabench niah --endpoint http://localhost:8000 --served-model deepseek-ai/DeepSeek-V3.2 --ctx 128k --out results/runs/niah-v32`,
+  misabench niah --endpoint http://localhost:8000 --model deepseek-ai/DeepSeek-V3.2 --ctx 128k --out results/runs/niah-v32`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			o := opts
@@ -196,7 +196,8 @@ func newNiahCmd(a *app) *cobra.Command {
 	addMethodFlags(f, &opts.MethodOptions)
 
 	f.StringVar(&opts.Endpoint, "endpoint", "", "model level: base `URL` of an OpenAI-compatible server (vLLM, SGLang) with /tokenize")
-	f.StringVar(&opts.ServedModel, "served-model", "", "model level: the served model's name")
+	servedModelAlias(f)
+	f.StringVar(&opts.ServedModel, "served-model", "", "model level: the served model's `name` (--model works too)")
 	f.StringVar(&opts.Haystack, "haystack", "", "model level: `dir`ectory of .txt files for the haystack (default: a built-in filler)")
 	f.IntVar(&opts.Samples, "samples", 1, "model level: samples (pass keys) per cell")
 	f.StringVar(&opts.Scorer, "scorer", opts.Scorer, "model level: "+strings.Join(niah.ModelScorers(), ", "))
@@ -452,7 +453,7 @@ func (o *NiahOptions) planModel(p *niahPlan) (*niahPlan, error) {
 		return nil, usageErrorf("--endpoint runs the model-level test; --trace is for the indexer level: give one or the other")
 	}
 	if strings.TrimSpace(o.ServedModel) == "" {
-		return nil, usageErrorf("--endpoint needs --served-model, the name the server serves the model under")
+		return nil, usageErrorf("--endpoint needs --model (--served-model), the name the server serves the model under")
 	}
 	ctxs, depths, err := o.grid(niahModelDefaults)
 	if err != nil {

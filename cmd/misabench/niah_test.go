@@ -153,6 +153,7 @@ func TestNiahGridErrors(t *testing.T) {
 		"gpu without cuda":   {[]string{"--device", "gpu"}, "built without CUDA"},
 		"model without name": {[]string{"--endpoint", "http://localhost:1"}, "--served-model"},
 		"model and trace":    {[]string{"--endpoint", "http://localhost:1", "--served-model", "m", "--trace", "x"}, "one or the other"},
+		"--model and trace":  {[]string{"--endpoint", "http://localhost:1", "--model", "m", "--trace", "x"}, "one or the other"},
 		"bad format":         {[]string{"--format", "xml"}, "xml"},
 	} {
 		t.Run(name, func(t *testing.T) {
