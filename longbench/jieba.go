@@ -18,10 +18,13 @@ import (
 // ("word freq tag" lines: Python jieba's dict.txt, or cppjieba's
 // jieba.dict.utf8) and the HMM model in cppjieba's hmm_model.utf8 layout.
 //
-// Known sources of difference from Python jieba (§A.5): the dictionary
-// version (cppjieba's copy has 348,982 entries); cppjieba's emission
-// probabilities are printed with 6 decimals; Go's math.Log may differ from
-// libm's in the last bit. Each can only flip near-ties.
+// With Python jieba's own dict.txt and HMM probabilities (exported to this
+// layout at full precision) it cut 103,915 texts exactly as Python jieba
+// 0.42.1 does; LoadJiebaPy edits cppjieba's dictionary into dict.txt
+// (docs/longbench.md). Remaining possible sources of difference (§A.5):
+// cppjieba's emission probabilities are printed with 6 decimals (Python's
+// have 16 digits; no difference was seen on that corpus), and Go's math.Log
+// may differ from libm's in the last bit; each can only flip near-ties.
 type Jieba struct {
 	freq     map[string]int // words and (freq 0) their prefixes, as gen_pfdict
 	logTotal float64
@@ -42,15 +45,65 @@ const minFloat = -3.14e100
 
 // LoadJieba reads a jieba dictionary and a cppjieba HMM model file.
 func LoadJieba(dictPath, hmmPath string) (*Jieba, error) {
+	return loadJieba(dictPath, hmmPath, nil)
+}
+
+// dictEdit turns one dictionary into another: lines to drop (exact "word
+// freq tag" text) and entries to add after the file, as if appended to it.
+type dictEdit struct {
+	lines, total int // the input file's line count and frequency total
+	drop         []string
+	add          []dictEntry
+}
+
+type dictEntry struct {
+	word string
+	freq int
+}
+
+// LoadJiebaPy reads cppjieba's jieba.dict.utf8 (as gojieba v1.4.6 ships it)
+// and edits it into Python jieba 0.42.1's dict.txt: cppjieba's copy lacks 66
+// of dict.txt's lines (65 words mixing Latin and Han such as "U盘", the word
+// "吉林", and a second "B超" line, which counts twice in the total) and has
+// two that dict.txt lacks ("张力", "张华"). Both the words and the frequency
+// total (60,101,967, whose log every route probability subtracts) then equal
+// Python jieba's, and the port cuts as jieba.cut does (docs/longbench.md has
+// the comparison). The file must be the expected one (348,982 lines, total
+// 60,101,983), or it is an error.
+func LoadJiebaPy(cppDictPath, hmmPath string) (*Jieba, error) {
+	return loadJieba(cppDictPath, hmmPath, &cppToPyDict)
+}
+
+func loadJieba(dictPath, hmmPath string, edit *dictEdit) (*Jieba, error) {
 	j := &Jieba{freq: map[string]int{}}
 	f, err := os.Open(dictPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
 	total := 0
+	add := func(w string, fr int) {
+		j.freq[w] = fr
+		total += fr
+		for i := range w {
+			if i == 0 {
+				continue
+			}
+			if _, ok := j.freq[w[:i]]; !ok {
+				j.freq[w[:i]] = 0
+			}
+		}
+	}
+	drop := map[string]bool{}
+	if edit != nil {
+		for _, l := range edit.drop {
+			drop[l] = true
+		}
+	}
+	sc := bufio.NewScanner(f)
+	lines, rawTotal, dropped := 0, 0, 0
 	for n := 1; sc.Scan(); n++ {
+		lines++
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
 			continue
@@ -63,20 +116,24 @@ func LoadJieba(dictPath, hmmPath string) (*Jieba, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", dictPath, n, err)
 		}
-		w := parts[0]
-		j.freq[w] = fr
-		total += fr
-		for i := range w {
-			if i == 0 {
-				continue
-			}
-			if _, ok := j.freq[w[:i]]; !ok {
-				j.freq[w[:i]] = 0
-			}
+		rawTotal += fr
+		if drop[line] {
+			dropped++
+			continue
 		}
+		add(parts[0], fr)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
+	}
+	if edit != nil {
+		if lines != edit.lines || rawTotal != edit.total || dropped != len(edit.drop) {
+			return nil, fmt.Errorf("%s: %d lines, frequency total %d, %d of %d lines to drop: not the cppjieba dictionary (%d lines, total %d) that the edit into Python jieba's dict.txt was made for",
+				dictPath, lines, rawTotal, dropped, len(edit.drop), edit.lines, edit.total)
+		}
+		for _, e := range edit.add {
+			add(e.word, e.freq)
+		}
 	}
 	if total == 0 {
 		return nil, fmt.Errorf("%s: empty dictionary", dictPath)

@@ -69,3 +69,37 @@ func TestJiebaAgreesWithCppJieba(t *testing.T) {
 		}
 	}
 }
+
+// TestJiebaPythonDict: cppjieba's dictionary lacks words that Python jieba's
+// dict.txt has ("吉林", "U盘", "T恤衫", "A股", ...) and has two it lacks
+// ("张力", "张华"); LoadJiebaPy edits them in and out. Expected cuts are
+// Python jieba 0.42.1's jieba.cut(s, cut_all=False). The last case depends
+// only on the dictionary's frequency total: 深深/深 and 深/深深 have the same
+// probability, and the rounding of log(total) decides.
+func TestJiebaPythonDict(t *testing.T) {
+	seg, free, err := NewJieba()
+	if err != nil {
+		t.Skip(err)
+	}
+	defer free()
+	for _, c := range []struct{ in, want string }{
+		{"吉林省长春市今年的粮食产量比去年增加了百分之五。", "吉林省/长春市/今年/的/粮食产量/比/去年/增加/了/百分之五/。"},
+		{"这根绳子的张力太大", "这根/绳子/的/张力/太大"},
+		{"张华和李明创办了公司", "张华/和/李明/创办/了/公司"},
+		{"他把资料拷贝到U盘里，然后穿上T恤衫出门了", "他/把/资料/拷贝到/U盘/里/，/然后/穿/上/T恤衫/出门/了"},
+		{"他在A股和B股市场上都有投资", "他/在/A股/和/B股/市场/上/都/有/投资"},
+		{"庭院深深深几许", "庭院/深深/深/几许"},
+	} {
+		if got := strings.Join(seg.Cut(c.in), "/"); got != c.want {
+			t.Errorf("Cut(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	_, hmm := JiebaFiles()
+	other := filepath.Join(t.TempDir(), "dict.txt")
+	if err := os.WriteFile(other, []byte("我 10 r\n张力 160 nr\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadJiebaPy(other, hmm); err == nil || !strings.Contains(err.Error(), "not the cppjieba dictionary") {
+		t.Errorf("LoadJiebaPy on another dictionary: %v, want a fingerprint error", err)
+	}
+}

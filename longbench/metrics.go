@@ -35,6 +35,16 @@ type Metrics struct {
 	// recursive backtrack raises RecursionError on long sentence pairs, which
 	// LongBench's bare except turns into 0 (§A.4 rouge_score, §A.5).
 	RougeIterative bool
+	// FuzzLevenshtein scores code_sim_score with python-Levenshtein's ratio,
+	// which fuzzywuzzy's fuzz.ratio uses when that package is installed;
+	// false (the default) is difflib's SequenceMatcher, which it falls back
+	// to otherwise (LongBench/requirements.txt does not install it; §A.4).
+	FuzzLevenshtein bool
+	// Python310 moves the RecursionError boundary of pltrdy/rouge's
+	// backtrack one frame lower, as CPython 3.10 and older have it (they
+	// raise at one frame fewer than 3.11 and later, on which the default is
+	// checked; measured with eval.py's scorer on CPython 3.8 to 3.13).
+	Python310 bool
 }
 
 // Func returns the metric function of a dataset2metric name.
@@ -57,6 +67,9 @@ func (m *Metrics) Func(name string) (MetricFunc, error) {
 	case "count_score":
 		return wrap(Count), nil
 	case "code_sim_score":
+		if m.FuzzLevenshtein {
+			return wrap(CodeSimLevenshtein), nil
+		}
 		return wrap(CodeSim), nil
 	}
 	return nil, fmt.Errorf("unknown metric %q", name)
@@ -75,14 +88,67 @@ func pyIsSpace(r rune) bool {
 // pySplit is Python's str.split() with no argument.
 func pySplit(s string) []string { return strings.FieldsFunc(s, pyIsSpace) }
 
-// pyLower approximates Python's str.lower(): Go's simple case mapping plus
-// the one unconditional multi-rune mapping (U+0130 → "i̇"). Python's
-// Final_Sigma rule (Σ at a word end → ς) is not reproduced: Σ always becomes σ.
+// pyLower is Python's str.lower(): Go's simple case mapping plus the one
+// unconditional multi-rune mapping (U+0130 → "i̇") and the Final_Sigma rule
+// (Σ → ς at the end of a word, σ elsewhere; CPython's handle_capital_sigma).
+// Go's strings.ToLower always gives σ, which made "ΟΔΥΣΣΕΥΣ" miss the
+// answer "Οδυσσευς" in qa_f1_score (found by tools/longbench/check_official.py).
 func pyLower(s string) string {
-	if strings.ContainsRune(s, 'İ') {
-		s = strings.ReplaceAll(s, "İ", "i\u0307")
+	if !strings.ContainsRune(s, 'İ') && !strings.ContainsRune(s, 'Σ') {
+		return strings.ToLower(s)
 	}
-	return strings.ToLower(s)
+	rs := []rune(s)
+	var b strings.Builder
+	for i, r := range rs {
+		switch r {
+		case 'İ':
+			b.WriteString("i\u0307")
+		case 'Σ':
+			if finalSigma(rs, i) {
+				b.WriteRune('ς')
+			} else {
+				b.WriteRune('σ')
+			}
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+// finalSigma is CPython's Final_Sigma test for the Σ at rs[i]: a cased
+// character before it and none after it, skipping case-ignorable ones
+// (\p{cased}\p{case-ignorable}*Σ!(\p{case-ignorable}*\p{cased})).
+func finalSigma(rs []rune, i int) bool {
+	j := i - 1
+	for j >= 0 && isCaseIgnorable(rs[j]) {
+		j--
+	}
+	if j < 0 || !isCased(rs[j]) {
+		return false
+	}
+	j = i + 1
+	for j < len(rs) && isCaseIgnorable(rs[j]) {
+		j++
+	}
+	return j == len(rs) || !isCased(rs[j])
+}
+
+// isCased is Unicode's Cased property: Lowercase, Uppercase or Lt.
+func isCased(r rune) bool {
+	return unicode.In(r, unicode.Ll, unicode.Lu, unicode.Lt, unicode.Other_Lowercase, unicode.Other_Uppercase)
+}
+
+// isCaseIgnorable is Unicode's Case_Ignorable property: Mn, Me, Cf, Lm, Sk,
+// and the Word_Break classes MidLetter, MidNumLet and Single_Quote.
+func isCaseIgnorable(r rune) bool {
+	switch r {
+	case ':', '\u00b7', '\u0387', '\u055f', '\u05f4', '\u2027', '\ufe13', '\ufe55', '\uff1a', // MidLetter
+		'.', '\u2018', '\u2019', '\u2024', '\ufe52', '\uff07', '\uff0e', // MidNumLet
+		'\'': // Single_Quote
+		return true
+	}
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
 }
 
 // asciiPunct is Python's string.punctuation.
@@ -230,8 +296,10 @@ func rougeSentences(s string) [][]string {
 // _get_avg_scores, the AVAILABLE_METRICS lambda, rouge_l_summary_level,
 // _union_lcs, _recon_lcs (9 frames); rouge_zh_score adds one. CPython's
 // default recursion limit is 1000 frames. (inference from the pltrdy 1.0.1
-// and eval.py call chains; the exact boundary may be off by a frame or two
-// across Python versions — §A.4 says "≈1,000 words".)
+// and eval.py call chains; checked with the official eval.py on CPython
+// 3.11 to 3.13, where a backtrack of 990 frames (k+3 for a hypothesis whose
+// k words after a shared first one occur in no reference) passes and 991
+// raises; CPython 3.8 to 3.10 raise one frame earlier: Metrics.Python310.)
 const (
 	pyRecursionLimit = 1000
 	rougeBaseDepth   = 9
@@ -252,6 +320,9 @@ func (m *Metrics) rouge(hyp, ref string, extraDepth int) float64 {
 	maxFrames := 0
 	if !m.RougeIterative {
 		maxFrames = pyRecursionLimit - rougeBaseDepth - extraDepth
+		if m.Python310 {
+			maxFrames--
+		}
 	}
 	f, err := rougeLSummary(h, r, maxFrames)
 	if err != nil {
@@ -411,8 +482,15 @@ func RetrievalZH(pred, truth string) (float64, error) {
 func Count(pred, truth string) float64 { return countMatches(pred, truth) }
 
 // CodeSim is code_sim_score (§A.4): the first line of pred.lstrip('\n')
-// containing none of ` # // (else ""), then fuzz.ratio/100.
-func CodeSim(pred, truth string) float64 {
+// containing none of ` # // (else ""), then fuzz.ratio/100 (difflib).
+func CodeSim(pred, truth string) float64 { return codeSim(pred, truth, SequenceRatio) }
+
+// CodeSimLevenshtein is code_sim_score with fuzz.ratio on python-Levenshtein.
+func CodeSimLevenshtein(pred, truth string) float64 {
+	return codeSim(pred, truth, LevenshteinRatio)
+}
+
+func codeSim(pred, truth string, ratio func(a, b []rune) float64) float64 {
 	line := ""
 	for _, l := range strings.Split(strings.TrimLeft(pred, "\n"), "\n") {
 		if !strings.Contains(l, "`") && !strings.Contains(l, "#") && !strings.Contains(l, "//") {
@@ -420,21 +498,52 @@ func CodeSim(pred, truth string) float64 {
 			break
 		}
 	}
-	return float64(FuzzRatio(line, truth)) / 100
+	return float64(fuzzRatio(line, truth, ratio)) / 100
 }
 
 // FuzzRatio is fuzzywuzzy 0.18.0 fuzz.ratio with the difflib backend
 // (§A.4): 100 if equal (so "" vs "" is 100), 0 if either is empty, else
 // int(round(100 * SequenceMatcher(None, s1, s2).ratio())) with Python's
 // round-half-even.
-func FuzzRatio(s1, s2 string) int {
+func FuzzRatio(s1, s2 string) int { return fuzzRatio(s1, s2, SequenceRatio) }
+
+func fuzzRatio(s1, s2 string, ratio func(a, b []rune) float64) int {
 	if s1 == s2 {
 		return 100
 	}
 	if s1 == "" || s2 == "" {
 		return 0
 	}
-	return int(math.RoundToEven(100 * SequenceRatio([]rune(s1), []rune(s2))))
+	return int(math.RoundToEven(100 * ratio([]rune(s1), []rune(s2))))
+}
+
+// LevenshteinRatio is python-Levenshtein's ratio(a, b) (0.12), the ratio of
+// fuzzywuzzy's StringMatcher: (lensum - d) / lensum, d the edit distance
+// with substitutions costing 2, i.e. lensum - 2·LCS; 1 for two empty strings.
+func LevenshteinRatio(a, b []rune) float64 {
+	lensum := len(a) + len(b)
+	if lensum == 0 {
+		return 1.0
+	}
+	if len(b) > len(a) {
+		a, b = b, a
+	}
+	row := make([]int, len(b)+1)
+	for i := range a {
+		diag := 0
+		for j := range b {
+			up := row[j+1]
+			switch {
+			case a[i] == b[j]:
+				row[j+1] = diag + 1
+			case row[j] > up:
+				row[j+1] = row[j]
+			}
+			diag = up
+		}
+	}
+	d := lensum - 2*row[len(b)]
+	return float64(lensum-d) / float64(lensum)
 }
 
 // SequenceRatio is difflib.SequenceMatcher(None, a, b).ratio() with the

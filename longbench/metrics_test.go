@@ -97,6 +97,15 @@ func TestRougeRecursionLimit(t *testing.T) {
 	if got := m.rouge(deep, deep, 0); got < 0.99 {
 		t.Errorf("iterative 991 words: %v, want ~1", got)
 	}
+	// CPython <= 3.10 raises one frame earlier (eval.py's scorer on 3.8-3.10:
+	// gov_report fails at 988 words after a shared one, 3.11-3.13 at 989).
+	old := &Metrics{Python310: true}
+	if got := old.rouge(ok, ok, 0); got != 0 {
+		t.Errorf("Python310 990 words: %v, want 0 (RecursionError)", got)
+	}
+	if got := old.rouge(words(989), words(989), 0); got < 0.99 {
+		t.Errorf("Python310 989 words: %v, want ~1", got)
+	}
 }
 
 func TestClassification(t *testing.T) {
@@ -212,5 +221,64 @@ func TestChineseWithoutJieba(t *testing.T) {
 	}
 	if _, err := m.RougeZH("你好", "你好", nil); !errors.Is(err, ErrNoJieba) {
 		t.Errorf("RougeZH err = %v", err)
+	}
+}
+
+// TestPyLowerFinalSigma: Python's str.lower() turns a word-final Σ into ς;
+// Go's strings.ToLower does not, which made qa_f1_score miss "Οδυσσευς"
+// (found by tools/longbench/check_official.py on pred/c/narrativeqa of
+// testdata/official). Expected values are CPython 3.11's.
+func TestPyLowerFinalSigma(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"ΟΔΥΣΣΕΥΣ", "οδυσσευς"},
+		{"ΑΣ.", "ας."},           // '.' is case-ignorable, then the end
+		{"Σ", "σ"},               // nothing cased before it
+		{"ΑΣΑ", "ασα"},           // cased letter after it
+		{"ΑΣ'Α", "ασ'α"},         // ' is case-ignorable: Α still follows
+		{"ΑΣ\u0301", "ας\u0301"}, // combining mark is case-ignorable
+		{"Σ.Α", "σ.α"},
+		{"ΟΔΥΣΣΕΥΣ and Σ Σ. ΑΣ", "οδυσσευς and σ σ. ας"},
+		{"İSTANBUL", "i\u0307stanbul"},
+	} {
+		if got := pyLower(c.in); got != c.want {
+			t.Errorf("pyLower(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := QAF1("ΟΔΥΣΣΕΥΣ", "Οδυσσευς"); got != 1 {
+		t.Errorf("QAF1 final sigma = %v, want 1", got)
+	}
+}
+
+// TestCodeSimLevenshtein: fuzz.ratio with python-Levenshtein installed
+// (values from fuzzywuzzy 0.18.0 on python-Levenshtein 0.12.2), which differs
+// from the difflib backend where difflib's matching blocks are not an LCS.
+func TestCodeSimLevenshtein(t *testing.T) {
+	for _, c := range []struct {
+		a, b         string
+		lev, difflib int
+	}{
+		{"abc", "abd", 67, 67},
+		{"    if (beans == null) {", "if(beans==null){", 80, 80},
+		{"zzzq", "q" + strings.Repeat("z", 199), 3, 1},
+		{"kitten sitting", "sitting kitten", 64, 50},
+		{"abcdefgh", "aijklmno", 12, 12},
+	} {
+		if got := fuzzRatio(c.a, c.b, LevenshteinRatio); got != c.lev {
+			t.Errorf("levenshtein ratio(%q, %q) = %d, want %d", c.a, c.b, got, c.lev)
+		}
+		if got := FuzzRatio(c.a, c.b); got != c.difflib {
+			t.Errorf("difflib ratio(%q, %q) = %d, want %d", c.a, c.b, got, c.difflib)
+		}
+	}
+	m := &Metrics{FuzzLevenshtein: true}
+	f, err := m.Func("code_sim_score")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f("# c\nkitten sitting", "sitting kitten", nil); got != 0.64 {
+		t.Errorf("code_sim_score levenshtein = %v, want 0.64", got)
+	}
+	if got := LevenshteinRatio(nil, nil); got != 1 {
+		t.Errorf("LevenshteinRatio empty = %v", got)
 	}
 }

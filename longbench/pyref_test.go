@@ -12,7 +12,7 @@ import (
 // difflib, by a throwaway script written from research/evals.md's account of
 // metrics.py, pltrdy/rouge's ROUGE-L and fuzzywuzzy's ratio (not shipped: it
 // restated upstream code). It checks Python's string and regex behaviour, not
-// the upstream scorer itself; the official eval.py comparison is still to do.
+// the upstream scorer itself; TestOfficialCorpus compares with eval.py.
 func TestPythonReference(t *testing.T) {
 	f, err := os.Open("testdata/pyref.jsonl")
 	if err != nil {

@@ -39,8 +39,10 @@ type Score struct {
 	Buckets map[string]*float64 `json:"buckets,omitempty"`
 	// BucketN are the bucket sizes (LongBench-E only).
 	BucketN map[string]int `json:"bucket_n,omitempty"`
-	// Samples are the per-sample scores in file order (not in JSON).
-	Samples []float64 `json:"-"`
+	// Samples are the per-sample scores in file order (max over answers,
+	// before the ×100 and rounding); `longbench score` writes them only
+	// with --samples.
+	Samples []float64 `json:"samples,omitempty"`
 }
 
 // Scorer scores prediction files.

@@ -33,8 +33,15 @@ type LongBenchScoreOptions struct {
 	// JiebaDict and JiebaHMM override the jieba dictionary (e.g. Python
 	// jieba's dict.txt) and HMM model (cppjieba's hmm_model.utf8 layout).
 	JiebaDict, JiebaHMM string
-	Format              string
-	Stdout, Stderr      io.Writer
+	// FuzzBackend is fuzz.ratio's backend for code_sim_score: "difflib"
+	// or "levenshtein" (python-Levenshtein installed).
+	FuzzBackend string
+	// Python310 matches CPython ≤ 3.10's RecursionError boundary in ROUGE.
+	Python310 bool
+	// Samples keeps the per-sample scores in the JSON output.
+	Samples        bool
+	Format         string
+	Stdout, Stderr io.Writer
 }
 
 func newLongBenchCmd(a *app) *cobra.Command {
@@ -56,8 +63,12 @@ the first, then the category means and the average over categories per
 language (English + code, Chinese + code).
 
 Chinese data sets scored on jieba tokens (multifieldqa_zh, dureader, vcsum)
-are segmented with cppjieba (gojieba, needs cgo), not Python jieba: their
-scores are approximate and the output says so; without cgo they fail.
+are segmented by a Go port of Python jieba's accurate mode on gojieba's
+dictionary (needs cgo; without it, give --jieba-dict and --jieba-hmm), edited
+into Python jieba 0.42.1's dict.txt; it cut 123,915 test texts exactly as
+Python jieba does (docs/longbench.md). lcc and repobench-p use fuzzywuzzy's
+difflib backend, as LongBench/requirements.txt installs it; --fuzz-backend
+levenshtein matches an install that has python-Levenshtein.
 --rouge-iterative scores long sentence pairs that the official ROUGE package
 (pltrdy/rouge 1.0.1) scores 0 through a RecursionError; the default matches it.`,
 		Example: `  misabench longbench score --pred pred/llama --pred pred/llama-misa
@@ -75,8 +86,11 @@ scores are approximate and the output says so; without cgo they fail.
 	f.BoolVar(&opts.E, "e", false, "score LongBench-E (0-4k, 4-8k, 8k+ length buckets)")
 	f.BoolVar(&opts.RougeIterative, "rouge-iterative", false, "score long sentence pairs that pltrdy/rouge 1.0.1 scores 0 (RecursionError) instead of matching it")
 	f.StringVar(&opts.JiebaDict, "jieba-dict", "", "jieba dictionary `file` (\"word freq tag\" lines, e.g. Python jieba's dict.txt; default: gojieba's copy)")
+	f.StringVar(&opts.FuzzBackend, "fuzz-backend", "difflib", "fuzzywuzzy's fuzz.ratio backend for lcc and repobench-p: difflib (what LongBench/requirements.txt installs) or levenshtein (python-Levenshtein installed)")
+	f.BoolVar(&opts.Python310, "python310", false, "place pltrdy/rouge's RecursionError boundary where CPython 3.10 and older raise it (one frame earlier than 3.11+, the default)")
+	f.BoolVar(&opts.Samples, "samples", false, "with --format json, also write each data set's per-sample scores (in file order)")
 	f.StringVar(&opts.JiebaHMM, "jieba-hmm", "", "jieba HMM model `file` in cppjieba's hmm_model.utf8 layout (default: gojieba's)")
-	cmd.AddCommand(score, newLongBenchRunCmd(a))
+	cmd.AddCommand(score, newLongBenchRunCmd(a), newLongBenchCutCmd(a))
 	return cmd
 }
 
@@ -96,7 +110,15 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 	if len(opts.Preds) == 0 {
 		return usageErrorf("longbench score: give at least one --pred directory")
 	}
-	sc := &longbench.Scorer{Metrics: longbench.Metrics{RougeIterative: opts.RougeIterative}}
+	var lev bool
+	switch opts.FuzzBackend {
+	case "", "difflib":
+	case "levenshtein":
+		lev = true
+	default:
+		return usageErrorf("longbench score: --fuzz-backend %q: want difflib or levenshtein", opts.FuzzBackend)
+	}
+	sc := &longbench.Scorer{Metrics: longbench.Metrics{RougeIterative: opts.RougeIterative, FuzzLevenshtein: lev, Python310: opts.Python310}}
 	res := &longBenchResult{E: opts.E}
 	seen := map[string]bool{}
 	for _, dir := range opts.Preds {
@@ -110,7 +132,11 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 				return err
 			}
 			sc.Metrics.Jieba = seg
-			res.Notes = append(res.Notes, "Chinese data sets are segmented by a Go port of Python jieba (accurate mode, HMM), not yet checked against Python jieba: their scores are approximate")
+			note := "Chinese data sets are segmented by a Go port of Python jieba (accurate mode, HMM) on gojieba's dictionary edited into Python jieba 0.42.1's"
+			if opts.JiebaDict != "" {
+				note = "Chinese data sets are segmented by a Go port of Python jieba (accurate mode, HMM) on " + opts.JiebaDict
+			}
+			res.Notes = append(res.Notes, note)
 		}
 		name := filepath.Base(filepath.Clean(dir))
 		if seen[name] {
@@ -130,6 +156,11 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 				return badInput(err)
 			}
 			res.Notes = append(res.Notes, notes...)
+		}
+		if !opts.Samples {
+			for _, sc := range v.Scores {
+				sc.Samples = nil
+			}
 		}
 		res.Variants = append(res.Variants, v)
 	}
@@ -151,11 +182,13 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 }
 
 // loadJieba loads the jieba port from --jieba-dict/--jieba-hmm, each
-// defaulting to gojieba's files.
+// defaulting to gojieba's files; gojieba's dictionary is edited into Python
+// jieba's dict.txt (longbench.LoadJiebaPy), a --jieba-dict file is read as it is.
 func loadJieba(opts *LongBenchScoreOptions) (longbench.Segmenter, error) {
 	dict, hmm := longbench.JiebaFiles()
+	load := longbench.LoadJiebaPy
 	if opts.JiebaDict != "" {
-		dict = opts.JiebaDict
+		dict, load = opts.JiebaDict, longbench.LoadJieba
 	}
 	if opts.JiebaHMM != "" {
 		hmm = opts.JiebaHMM
@@ -167,7 +200,7 @@ func loadJieba(opts *LongBenchScoreOptions) (longbench.Segmenter, error) {
 		}
 		return nil, fmt.Errorf("%w; give --jieba-dict and --jieba-hmm", err) // exit 1
 	}
-	seg, err := longbench.LoadJieba(dict, hmm)
+	seg, err := load(dict, hmm)
 	if err != nil {
 		return nil, fmt.Errorf("jieba: %w", err)
 	}

@@ -132,6 +132,7 @@ func TestLongBenchScoreErrors(t *testing.T) {
 		{[]string{"longbench", "score", "--data", data, "--pred", other}, 2, "matches no record"},
 		{[]string{"longbench", "score", "--data", t.TempDir(), "--pred", base}, 2, "no such file"},
 		{[]string{"longbench", "score", "--pred", base, "--format", "xml"}, 2, "--format"},
+		{[]string{"longbench", "score", "--pred", base, "--fuzz-backend", "rapidfuzz"}, 2, "--fuzz-backend"},
 		{[]string{"longbench", "score", "--pred", zh, "--jieba-dict", filepath.Join(data, "nope.txt"), "--jieba-hmm", filepath.Join(data, "nope.hmm")}, 2, "no such file"},
 	} {
 		_, code, msg := lbRun(t, tc.args...)
@@ -153,5 +154,51 @@ func TestLongBenchScoreChinese(t *testing.T) {
 	}
 	if code != 0 || !strings.Contains(out, "port of Python jieba") || !strings.Contains(out, "100.00 (1)") {
 		t.Errorf("exit %d %q:\n%s", code, msg, out)
+	}
+}
+
+func TestLongBenchScoreSamples(t *testing.T) {
+	_, base, _ := lbFixture(t)
+	out, code, msg := lbRun(t, "longbench", "score", "--pred", base, "--format", "json")
+	if code != 0 || strings.Contains(out, `"samples"`) {
+		t.Fatalf("without --samples: exit %d %q, samples in output:\n%s", code, msg, out)
+	}
+	out, code, msg = lbRun(t, "longbench", "score", "--pred", base, "--format", "json", "--samples", "--fuzz-backend", "levenshtein")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	var res longBenchResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	// trec: 1 then 0 (first-line cut); passage_count: 1 then 0.5.
+	if got := res.Variants[0].Scores["trec"].Samples; len(got) != 2 || got[0] != 1 || got[1] != 0 {
+		t.Errorf("trec samples %v", got)
+	}
+	if got := res.Variants[0].Scores["passage_count"].Samples; len(got) != 2 || got[1] != 0.5 {
+		t.Errorf("passage_count samples %v", got)
+	}
+}
+
+func TestLongBenchCut(t *testing.T) {
+	if d, _ := longbench.JiebaFiles(); d == "" {
+		t.Skip("no default jieba dictionary without cgo")
+	}
+	var stdout, stderr bytes.Buffer
+	root := newRootCmd(newApp(&stdout, &stderr))
+	root.SetIn(strings.NewReader("\"我来到北京清华大学\"\n\"他把资料拷贝到U盘里\"\n\"\"\n"))
+	root.SetArgs([]string{"longbench", "cut"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := `["我","来到","北京","清华大学"]` + "\n" + `["他","把","资料","拷贝到","U盘","里"]` + "\n[]\n"
+	if stdout.String() != want {
+		t.Errorf("cut output:\n%s\nwant:\n%s", stdout.String(), want)
+	}
+	root = newRootCmd(newApp(&stdout, &stderr))
+	root.SetIn(strings.NewReader("not json\n"))
+	root.SetArgs([]string{"longbench", "cut"})
+	if err := root.ExecuteContext(context.Background()); exitCode(err) != 2 {
+		t.Errorf("bad input: %v (exit %d), want exit 2", err, exitCode(err))
 	}
 }
