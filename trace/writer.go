@@ -3,7 +3,9 @@ package trace
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/bits"
 	"os"
@@ -123,6 +125,10 @@ func Create(path string, meta Meta, qpos []int64, nkeys int, opt WriteOptions) (
 	}
 	f, err := os.CreateTemp(dir, base+".tmp-*")
 	if err != nil {
+		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+			// The temporary name in CreateTemp's error would only confuse.
+			return nil, fmt.Errorf("trace %s: directory %s does not exist", path, dir)
+		}
 		return nil, fmt.Errorf("trace %s: %w", path, err)
 	}
 	w := &Writer{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -165,6 +166,19 @@ func TestCreateRules(t *testing.T) {
 			tioWantFormatError(t, err, path, c.tensor, c.rule)
 			tioDirEmpty(t, dir)
 		})
+	}
+}
+
+func TestCreateMissingDir(t *testing.T) {
+	src := tioDefaultSource()
+	path := filepath.Join(t.TempDir(), "no", "such", "x.safetensors")
+	w, err := Create(path, tioMeta(), src.qpos, 64, WriteOptions{})
+	if err == nil {
+		w.Abort()
+		t.Fatal("Create succeeded")
+	}
+	if want := "directory " + filepath.Dir(path) + "/ does not exist"; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), ".tmp-") {
+		t.Errorf("error %q: want it to say %q and not name the temporary file", err, want)
 	}
 }
 
