@@ -446,10 +446,16 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
             while (x) {
                 const int b = __ffs(x) - 1;
                 x &= x - 1u;
-                const int i = w + 32 * (int)(TF_BPT * t + (u32)j) + b;
-                o[pos++] = c ? c[i] : i;
+                o[pos++] = w + 32 * (int)(TF_BPT * t + (u32)j) + b;
             }
         }
         written += tot;
+    }
+    if (c) {
+        // Candidate mode: positions were written above; map them to key
+        // indices in one coalesced pass (each thread's c[] loads are
+        // independent, where the loop above would chain up to 64 of them).
+        __syncthreads();
+        for (u32 p = t; p < written; p += TF_THREADS) o[p] = c[o[p]];
     }
 }
