@@ -331,6 +331,19 @@ func TestTopKFastRows(t *testing.T) {
 }
 
 // The same kernel without the sampled first threshold.
+// The plain __ldg loads (flags & 16), kept for comparison.
+func TestTopKFastLdg(t *testing.T) {
+	g := testGPU(t)
+	topkFastDiag = 16
+	defer func() { topkFastDiag = 0 }()
+	for _, kind := range []string{"normal", "relu99", "sinks"} {
+		t.Run(kind, func(t *testing.T) {
+			rng := tkSeed(t)
+			tkCheck(t, g, tkMake(rng, 40, 65537, 2048, kind, mixedLens(rng, 65537, 2048)), tkAll)
+		})
+	}
+}
+
 func TestTopKFastNoGuess(t *testing.T) {
 	g := testGPU(t)
 	topkFastNoGuess = true
@@ -479,6 +492,11 @@ func BenchmarkTopKFast(b *testing.B) {
 		}{
 			{"topk_rows", func(d *device, s buffer) error { return d.topk(s, sh.n, buffer{}, 0, ln, sh.rows, k, out, k, cnt) }},
 			{"topkFast", func(d *device, s buffer) error { return d.topkFast(s, sh.n, buffer{}, 0, ln, sh.rows, k, out, k, cnt) }},
+			{"topkFast_ldg", func(d *device, s buffer) error {
+				topkFastDiag = 16 // plain __ldg loads (the version before the L2 hint)
+				defer func() { topkFastDiag = 0 }()
+				return d.topkFast(s, sh.n, buffer{}, 0, ln, sh.rows, k, out, k, cnt)
+			}},
 			{"topkFast_streamonly", func(d *device, s buffer) error {
 				topkFastDiag = 2
 				defer func() { topkFastDiag = 0 }()
