@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,6 +43,47 @@ const (
 )
 
 const minFloat = -3.14e100
+
+// The data files of a jieba directory, as gojieba (cppjieba) names them.
+const (
+	JiebaDictFile = "jieba.dict.utf8"
+	JiebaHMMFile  = "hmm_model.utf8"
+)
+
+// JiebaFiles are the dictionary and HMM model files in dir.
+func JiebaFiles(dir string) (dict, hmm string) {
+	return filepath.Join(dir, JiebaDictFile), filepath.Join(dir, JiebaHMMFile)
+}
+
+// LoadJiebaDir loads the port from a directory holding gojieba v1.4.6's
+// jieba.dict.utf8 (edited into Python jieba's dict.txt, LoadJiebaPy) and
+// hmm_model.utf8, such as gojieba's own (DefaultJiebaDir) or a copy of its
+// two files. A missing file is an error wrapping fs.ErrNotExist that names
+// its path, found before the dictionary is read.
+func LoadJiebaDir(dir string) (*Jieba, error) {
+	dict, hmm := JiebaFiles(dir)
+	for _, f := range []string{dict, hmm} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, err
+		}
+	}
+	return LoadJiebaPy(dict, hmm)
+}
+
+// NewJieba returns the port loaded from DefaultJiebaDir (LoadJiebaDir), and
+// a release function. Without cgo there is no default directory, and the
+// error wraps ErrNoJieba.
+func NewJieba() (Segmenter, func(), error) {
+	dir := DefaultJiebaDir()
+	if dir == "" {
+		return nil, nil, fmt.Errorf("%w: built without cgo, so no default jieba directory (gojieba's); load one with LoadJiebaDir", ErrNoJieba)
+	}
+	j, err := LoadJiebaDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return j, func() {}, nil
+}
 
 // LoadJieba reads a jieba dictionary and a cppjieba HMM model file.
 func LoadJieba(dictPath, hmmPath string) (*Jieba, error) {

@@ -94,7 +94,7 @@ func TestJiebaPythonDict(t *testing.T) {
 			t.Errorf("Cut(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
-	_, hmm := JiebaFiles()
+	_, hmm := JiebaFiles(DefaultJiebaDir())
 	other := filepath.Join(t.TempDir(), "dict.txt")
 	if err := os.WriteFile(other, []byte("我 10 r\n张力 160 nr\n"), 0o644); err != nil {
 		t.Fatal(err)

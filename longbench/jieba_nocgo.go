@@ -2,14 +2,7 @@
 
 package longbench
 
-import "fmt"
-
-// JiebaFiles are the default dictionary and HMM model files: none without
-// cgo (they come with gojieba, which needs cgo).
-func JiebaFiles() (dict, hmm string) { return "", "" }
-
-// NewJieba needs gojieba's data files, hence cgo: without it, load the port
-// with LoadJieba on explicit files.
-func NewJieba() (Segmenter, func(), error) {
-	return nil, nil, fmt.Errorf("%w: built without cgo, so no default jieba dictionary (give the files explicitly)", ErrNoJieba)
-}
+// DefaultJiebaDir is gojieba's data directory: none without cgo (gojieba
+// needs cgo). Load the port with LoadJiebaDir on a copy of its files, or
+// with LoadJieba on explicit ones.
+func DefaultJiebaDir() string { return "" }

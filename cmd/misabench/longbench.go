@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -30,6 +31,9 @@ type LongBenchScoreOptions struct {
 	// RougeIterative scores long sentence pairs that pltrdy/rouge 1.0.1
 	// scores 0 (RecursionError).
 	RougeIterative bool
+	// JiebaDir holds gojieba's jieba.dict.utf8 and hmm_model.utf8 (default:
+	// gojieba's directory in the build machine's module cache).
+	JiebaDir string
 	// JiebaDict and JiebaHMM override the jieba dictionary (e.g. Python
 	// jieba's dict.txt) and HMM model (cppjieba's hmm_model.utf8 layout).
 	JiebaDict, JiebaHMM string
@@ -64,11 +68,14 @@ language (English + code, Chinese + code).
 
 Chinese data sets scored on jieba tokens (multifieldqa_zh, dureader, vcsum)
 are segmented by a Go port of Python jieba's accurate mode on gojieba's
-dictionary (needs cgo; without it, give --jieba-dict and --jieba-hmm), edited
-into Python jieba 0.42.1's dict.txt; it cut 123,915 test texts exactly as
-Python jieba does (docs/longbench.md). lcc and repobench-p use fuzzywuzzy's
-difflib backend, as LongBench/requirements.txt installs it; --fuzz-backend
-levenshtein matches an install that has python-Levenshtein.
+dictionary, edited into Python jieba 0.42.1's dict.txt; it cut 123,915 test
+texts exactly as Python jieba does (docs/longbench.md). gojieba's files are
+read from its directory in the module cache of the machine that built
+misabench: elsewhere (or without cgo) copy jieba.dict.utf8 and hmm_model.utf8
+from there and give --jieba-dir (or MISABENCH_JIEBA_DIR). lcc and
+repobench-p use fuzzywuzzy's difflib backend, as LongBench/requirements.txt
+installs it; --fuzz-backend levenshtein matches an install that has
+python-Levenshtein.
 --rouge-iterative scores long sentence pairs that the official ROUGE package
 (pltrdy/rouge 1.0.1) scores 0 through a RecursionError; the default matches it.`,
 		Example: `  misabench longbench score --pred pred/llama --pred pred/llama-misa
@@ -85,11 +92,12 @@ levenshtein matches an install that has python-Levenshtein.
 	f.StringArrayVar(&opts.Preds, "pred", nil, "prediction `dir`ectory (repeat to compare; the first is the baseline)")
 	f.BoolVar(&opts.E, "e", false, "score LongBench-E (0-4k, 4-8k, 8k+ length buckets)")
 	f.BoolVar(&opts.RougeIterative, "rouge-iterative", false, "score long sentence pairs that pltrdy/rouge 1.0.1 scores 0 (RecursionError) instead of matching it")
-	f.StringVar(&opts.JiebaDict, "jieba-dict", "", "jieba dictionary `file` (\"word freq tag\" lines, e.g. Python jieba's dict.txt; default: gojieba's copy)")
+	f.StringVar(&opts.JiebaDir, "jieba-dir", "", "`dir`ectory holding gojieba's "+longbench.JiebaDictFile+" and "+longbench.JiebaHMMFile+" (default: gojieba's directory in the module cache of the machine that built misabench)")
+	f.StringVar(&opts.JiebaDict, "jieba-dict", "", "jieba dictionary `file` (\"word freq tag\" lines, e.g. Python jieba's dict.txt), read as it is (default: --jieba-dir's, edited into Python jieba's dict.txt)")
 	f.StringVar(&opts.FuzzBackend, "fuzz-backend", "difflib", "fuzzywuzzy's fuzz.ratio backend for lcc and repobench-p: difflib (what LongBench/requirements.txt installs) or levenshtein (python-Levenshtein installed)")
 	f.BoolVar(&opts.Python310, "python310", false, "place pltrdy/rouge's RecursionError boundary where CPython 3.10 and older raise it (one frame earlier than 3.11+, the default)")
 	f.BoolVar(&opts.Samples, "samples", false, "with --format json, also write each data set's per-sample scores (in file order)")
-	f.StringVar(&opts.JiebaHMM, "jieba-hmm", "", "jieba HMM model `file` in cppjieba's hmm_model.utf8 layout (default: gojieba's)")
+	f.StringVar(&opts.JiebaHMM, "jieba-hmm", "", "jieba HMM model `file` in cppjieba's hmm_model.utf8 layout (default: --jieba-dir's)")
 	cmd.AddCommand(score, newLongBenchRunCmd(a), newLongBenchCutCmd(a))
 	return cmd
 }
@@ -127,16 +135,12 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 			return badInput(err)
 		}
 		if sc.Metrics.Jieba == nil && needsJieba(preds) {
-			seg, err := loadJieba(opts)
+			seg, dict, err := loadJieba(opts)
 			if err != nil {
 				return err
 			}
 			sc.Metrics.Jieba = seg
-			note := "Chinese data sets are segmented by a Go port of Python jieba (accurate mode, HMM) on gojieba's dictionary edited into Python jieba 0.42.1's"
-			if opts.JiebaDict != "" {
-				note = "Chinese data sets are segmented by a Go port of Python jieba (accurate mode, HMM) on " + opts.JiebaDict
-			}
-			res.Notes = append(res.Notes, note)
+			res.Notes = append(res.Notes, "Chinese data sets are segmented by a Go port of Python jieba (accurate mode, HMM) on "+dict)
 		}
 		name := filepath.Base(filepath.Clean(dir))
 		if seen[name] {
@@ -181,30 +185,46 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 	return longBenchTables(out, res)
 }
 
-// loadJieba loads the jieba port from --jieba-dict/--jieba-hmm, each
-// defaulting to gojieba's files; gojieba's dictionary is edited into Python
-// jieba's dict.txt (longbench.LoadJiebaPy), a --jieba-dict file is read as it is.
-func loadJieba(opts *LongBenchScoreOptions) (longbench.Segmenter, error) {
-	dict, hmm := longbench.JiebaFiles()
-	load := longbench.LoadJiebaPy
+// loadJieba loads the jieba port: the dictionary and HMM model in
+// --jieba-dir (default: gojieba's directory), gojieba's dictionary edited into
+// Python jieba's dict.txt (longbench.LoadJiebaPy); --jieba-dict and
+// --jieba-hmm override either file, a --jieba-dict file read as it is. It
+// also says which dictionary it loaded, for the notes. A missing file is bad
+// input (exit 2), named with the flag that fixes it; no directory at all
+// (built without cgo) is exit 1, as is the scorer's ErrNoJieba.
+func loadJieba(opts *LongBenchScoreOptions) (longbench.Segmenter, string, error) {
+	dir := opts.JiebaDir
+	hint := fmt.Sprintf("the --jieba-dir (or MISABENCH_JIEBA_DIR) directory must hold %s and %s", longbench.JiebaDictFile, longbench.JiebaHMMFile)
+	if dir == "" {
+		dir = longbench.DefaultJiebaDir()
+		hint = fmt.Sprintf("the default is gojieba's directory in the module cache of the machine that built misabench: copy %s and %s from there (gojieba v1.4.6's deps/cppjieba/dict) and give --jieba-dir DIR or set MISABENCH_JIEBA_DIR",
+			longbench.JiebaDictFile, longbench.JiebaHMMFile)
+	}
+	if dir == "" && (opts.JiebaDict == "" || opts.JiebaHMM == "") {
+		return nil, "", fmt.Errorf("%w: built without cgo, so no default jieba files; give --jieba-dir DIR holding %s and %s (or --jieba-dict and --jieba-hmm)",
+			longbench.ErrNoJieba, longbench.JiebaDictFile, longbench.JiebaHMMFile) // exit 1
+	}
+	dict, hmm := longbench.JiebaFiles(dir)
+	load, desc := longbench.LoadJiebaPy, dict+" edited into Python jieba 0.42.1's dict.txt"
 	if opts.JiebaDict != "" {
-		dict, load = opts.JiebaDict, longbench.LoadJieba
+		dict, load, desc = opts.JiebaDict, longbench.LoadJieba, opts.JiebaDict
 	}
 	if opts.JiebaHMM != "" {
 		hmm = opts.JiebaHMM
 	}
-	if dict == "" || hmm == "" {
-		_, _, err := longbench.NewJieba()
-		if err == nil {
-			err = longbench.ErrNoJieba
+	for _, f := range []struct{ path, flag string }{{dict, opts.JiebaDict}, {hmm, opts.JiebaHMM}} {
+		if f.flag != "" {
+			continue // the load names the file the user gave
 		}
-		return nil, fmt.Errorf("%w; give --jieba-dict and --jieba-hmm", err) // exit 1
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, "", badInput(fmt.Errorf("jieba: %w; %s", err, hint))
+		}
 	}
 	seg, err := load(dict, hmm)
 	if err != nil {
-		return nil, fmt.Errorf("jieba: %w", err)
+		return nil, "", fmt.Errorf("jieba: %w", err)
 	}
-	return seg, nil
+	return seg, desc, nil
 }
 
 // needsJieba reports whether some data set needs Chinese segmentation.

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/misabench/misabench/longbench"
 )
 
 // newLongBenchCutCmd is `misabench longbench cut`: the Chinese segmentation
@@ -21,11 +23,11 @@ func newLongBenchCutCmd(a *app) *cobra.Command {
 		Long: `cut reads JSON strings, one per line, from standard input and writes for each
 the JSON array of tokens that the scorer's jieba port (Python jieba's
 jieba.cut(s, cut_all=False), as LongBench's qa_f1_zh_score and rouge_zh_score
-call it) cuts it into.`,
+call it) cuts it into. The dictionary flags are score's.`,
 		Example: `  printf '"我来到北京清华大学"\n' | misabench longbench cut`,
 		Args:    cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			seg, err := loadJieba(opts)
+			seg, _, err := loadJieba(opts)
 			if err != nil {
 				return err
 			}
@@ -33,6 +35,7 @@ call it) cuts it into.`,
 		}),
 	}
 	f := cmd.Flags()
+	f.StringVar(&opts.JiebaDir, "jieba-dir", "", "`dir`ectory holding gojieba's "+longbench.JiebaDictFile+" and "+longbench.JiebaHMMFile+" (default: as score)")
 	f.StringVar(&opts.JiebaDict, "jieba-dict", "", "jieba dictionary `file` (default: as score)")
 	f.StringVar(&opts.JiebaHMM, "jieba-hmm", "", "jieba HMM model `file` (default: as score)")
 	return cmd

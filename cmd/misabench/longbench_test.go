@@ -146,7 +146,7 @@ func TestLongBenchScoreChinese(t *testing.T) {
 	zh := filepath.Join(t.TempDir(), "zh")
 	lbWrite(t, zh, "dureader.jsonl", `{"pred": "我来到北京清华大学", "answers": ["我来到北京清华大学"], "length": 1}`)
 	out, code, msg := lbRun(t, "longbench", "score", "--pred", zh)
-	if d, _ := longbench.JiebaFiles(); d == "" {
+	if longbench.DefaultJiebaDir() == "" {
 		if code != 1 || !strings.Contains(msg, "jieba") {
 			t.Errorf("without cgo: exit %d %q", code, msg)
 		}
@@ -181,7 +181,7 @@ func TestLongBenchScoreSamples(t *testing.T) {
 }
 
 func TestLongBenchCut(t *testing.T) {
-	if d, _ := longbench.JiebaFiles(); d == "" {
+	if longbench.DefaultJiebaDir() == "" {
 		t.Skip("no default jieba dictionary without cgo")
 	}
 	var stdout, stderr bytes.Buffer
@@ -200,5 +200,89 @@ func TestLongBenchCut(t *testing.T) {
 	root.SetArgs([]string{"longbench", "cut"})
 	if err := root.ExecuteContext(context.Background()); exitCode(err) != 2 {
 		t.Errorf("bad input: %v (exit %d), want exit 2", err, exitCode(err))
+	}
+}
+
+// lbCut runs `misabench longbench cut` on stdin.
+func lbCut(t *testing.T, stdin string, args ...string) (string, int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	root := newRootCmd(newApp(&stdout, &stderr))
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(append([]string{"longbench", "cut"}, args...))
+	err := root.ExecuteContext(context.Background())
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	return stdout.String(), exitCode(err), msg
+}
+
+// TestLongBenchJiebaDirMissing: a --jieba-dir (or MISABENCH_JIEBA_DIR)
+// without the files is bad input (exit 2), and the one-line message names
+// the file tried and the flag. Needs no cgo.
+func TestLongBenchJiebaDirMissing(t *testing.T) {
+	zh := filepath.Join(t.TempDir(), "zh")
+	lbWrite(t, zh, "dureader.jsonl", `{"pred": "你好", "answers": ["你好"], "length": 1}`)
+	nope := filepath.Join(t.TempDir(), "nope")
+	half := t.TempDir() // the dictionary without the HMM model
+	if err := os.WriteFile(filepath.Join(half, longbench.JiebaDictFile), []byte("我 10 r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, code int, msg, path string) {
+		t.Helper()
+		if code != 2 || !strings.Contains(msg, path) || !strings.Contains(msg, "--jieba-dir") || strings.Contains(msg, "\n") {
+			t.Errorf("%s: exit %d %q, want exit 2, one line naming %s and --jieba-dir", name, code, msg, path)
+		}
+	}
+	_, code, msg := lbRun(t, "longbench", "score", "--pred", zh, "--jieba-dir", nope)
+	check("score --jieba-dir nope", code, msg, filepath.Join(nope, longbench.JiebaDictFile))
+	_, code, msg = lbCut(t, `"你好"`+"\n", "--jieba-dir", nope)
+	check("cut --jieba-dir nope", code, msg, filepath.Join(nope, longbench.JiebaDictFile))
+	_, code, msg = lbRun(t, "longbench", "score", "--pred", zh, "--jieba-dir", half)
+	check("score --jieba-dir without the HMM", code, msg, filepath.Join(half, longbench.JiebaHMMFile))
+	t.Setenv("MISABENCH_JIEBA_DIR", nope)
+	_, code, msg = lbRun(t, "longbench", "score", "--pred", zh)
+	check("MISABENCH_JIEBA_DIR=nope", code, msg, filepath.Join(nope, longbench.JiebaDictFile))
+	// The flag wins over the environment; --jieba-dict and --jieba-hmm
+	// replace the directory's files (here: the HMM is still missing).
+	_, code, msg = lbRun(t, "longbench", "score", "--pred", zh, "--jieba-dir", half)
+	check("--jieba-dir over MISABENCH_JIEBA_DIR", code, msg, filepath.Join(half, longbench.JiebaHMMFile))
+}
+
+// TestLongBenchJiebaDir: copies of gojieba's two files in another directory
+// load as the default does (the dictionary edited into Python jieba's).
+func TestLongBenchJiebaDir(t *testing.T) {
+	src := longbench.DefaultJiebaDir()
+	if src == "" {
+		t.Skip("no gojieba files to copy without cgo")
+	}
+	dir := filepath.Join(t.TempDir(), "jieba dir") // a space in the path, too
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{longbench.JiebaDictFile, longbench.JiebaHMMFile} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zh := filepath.Join(t.TempDir(), "zh")
+	lbWrite(t, zh, "dureader.jsonl", `{"pred": "他把资料拷贝到U盘里", "answers": ["他把资料拷贝到U盘里"], "length": 1}`)
+	out, code, msg := lbRun(t, "longbench", "score", "--pred", zh, "--jieba-dir", dir)
+	if code != 0 || !strings.Contains(out, "100.00 (1)") || !strings.Contains(out, filepath.Join(dir, longbench.JiebaDictFile)+" edited into Python jieba") {
+		t.Errorf("score --jieba-dir: exit %d %q:\n%s", code, msg, out)
+	}
+	// "U盘" is a word only after the edit into Python jieba's dict.txt.
+	want := `["他","把","资料","拷贝到","U盘","里"]` + "\n"
+	if out, code, msg := lbCut(t, `"他把资料拷贝到U盘里"`+"\n", "--jieba-dir", dir); code != 0 || out != want {
+		t.Errorf("cut --jieba-dir: exit %d %q: %s, want %s", code, msg, out, want)
+	}
+	t.Setenv("MISABENCH_JIEBA_DIR", dir)
+	if out, code, msg := lbCut(t, `"他把资料拷贝到U盘里"`+"\n"); code != 0 || out != want {
+		t.Errorf("cut with MISABENCH_JIEBA_DIR: exit %d %q: %s, want %s", code, msg, out, want)
 	}
 }
