@@ -46,6 +46,10 @@ func (g *GPU) CompareDSA(ctx context.Context, o CompareOptions) (*CompareReport,
 	if err := g.d.do(func() error {
 		bw, err := g.d.copyBandwidth()
 		rep.CopyGBs = bw
+		if err != nil || g.d.info.Arch != "sm_90a" {
+			return err
+		}
+		rep.TensorTFLOPs, err = g.d.fp8TensorPeak()
 		return err
 	}); err != nil {
 		return nil, err

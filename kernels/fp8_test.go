@@ -358,3 +358,50 @@ func BenchmarkFP8LogitsDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestFP8TensorPeak checks that the peak kernel really runs its MMAs: with
+// all-ones FP8 operands every thread's 64 accumulators sum to 64·128·iters
+// (exact in fp32 at these sizes); outputs are poisoned first.
+func TestFP8TensorPeak(t *testing.T) {
+	g := testGPU(t)
+	if g.d.info.Arch != "sm_90a" {
+		t.Skip("needs sm_90a")
+	}
+	const iters = 10
+	n := 2 * g.d.info.SMs * 256
+	got := make([]float32, n)
+	err := g.d.do(func() error {
+		var a arena
+		defer a.free()
+		out, err := a.alloc(int64(4*n), "peak out")
+		if err != nil {
+			return err
+		}
+		if err := poison(out, 0xFFFFFFFF); err != nil {
+			return err
+		}
+		if err := g.d.fp8Peak(iters, out); err != nil {
+			return err
+		}
+		return download(got, out)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != 64*128*iters {
+			t.Fatalf("thread %d: %v, want %d", i, v, 64*128*iters)
+		}
+	}
+}
+
+// BenchmarkFP8TensorPeak reports the measured FP8 tensor rate that
+// `misabench kernel` compares the logits kernels with.
+func BenchmarkFP8TensorPeak(b *testing.B) {
+	g := testGPU(b)
+	var tf float64
+	if err := g.d.do(func() (err error) { tf, err = g.d.fp8TensorPeak(); return err }); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(tf, "TFLOP/s")
+}

@@ -79,6 +79,9 @@ type CaseResult struct {
 type CompareReport struct {
 	Device  DeviceInfo `json:"device"`
 	CopyGBs float64    `json:"copy_gbs"` // measured device-to-device copy, bytes read + written
+	// TensorTFLOPs is the measured FP8 tensor-core rate (peak.cu; 0 where
+	// the card has no wgmma), the ceiling for the logits TFLOP/s.
+	TensorTFLOPs float64 `json:"tensor_tflops,omitempty"`
 	// LogitsKernel is the FP8 logits kernel version the run used.
 	LogitsKernel int            `json:"logits_kernel"`
 	Options      CompareOptions `json:"options"`

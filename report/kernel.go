@@ -61,6 +61,9 @@ func KernelHeader(r *kernels.CompareReport) string {
 		copyBW = fmt.Sprintf("%.0f GB/s", r.CopyGBs)
 	}
 	line := fmt.Sprintf("device %d: %s; measured device-to-device copy: %s", d.Index, name, copyBW)
+	if r.TensorTFLOPs > 0 {
+		line += fmt.Sprintf("; measured FP8 tensor rate: %.0f TFLOP/s", r.TensorTFLOPs)
+	}
 	if r.LogitsKernel > 0 {
 		line += fmt.Sprintf("; FP8 logits kernel v%d", r.LogitsKernel)
 	}
@@ -82,7 +85,7 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 	}
 	header := []string{"model", "H", "mode", "ctx", "rows", "method", "median ms (min–max)"}
 	header = append(header, kernelStages...)
-	header = append(header, "logits TFLOP/s", "GB/s", "% copy", "recall", "speedup")
+	header = append(header, "logits TFLOP/s", "% tensor", "GB/s", "% copy", "recall", "speedup")
 	text := map[int]bool{0: true, 2: true, 5: true} // model, mode, method
 	align := make([]tw.Align, len(header))
 	for i := range align {
@@ -102,7 +105,13 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 				row = append(row, dash)
 			}
 		}
-		row = append(row, positive(c.LogitsTFLOPs, "%.1f"), positive(c.GBs, "%.0f"))
+		row = append(row, positive(c.LogitsTFLOPs, "%.1f"))
+		if pct, ok := share(c.LogitsTFLOPs, r.TensorTFLOPs); ok {
+			row = append(row, fmt.Sprintf("%.0f%%", pct))
+		} else {
+			row = append(row, dash)
+		}
+		row = append(row, positive(c.GBs, "%.0f"))
 		if pct, ok := copyShare(c, r.CopyGBs); ok {
 			row = append(row, fmt.Sprintf("%.0f%%", pct))
 		} else {
@@ -123,7 +132,7 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 	}
 	const legend = "times are medians over the repetitions (CUDA events); stages are timed one by one, so they need not add up to the median\n" +
 		"recall: mean share of DSA's top-k each method keeps on the same synthetic FP8 inputs; speedup: DSA's median over the method's\n" +
-		"GB/s: the fewest bytes the pipeline must move over its median; % copy: that over the measured copy bandwidth"
+		"% tensor: logits TFLOP/s over the measured FP8 tensor rate; GB/s: the fewest bytes the pipeline must move over its median; % copy: that over the measured copy bandwidth"
 	if _, err := fmt.Fprintln(w, legend); err != nil {
 		return fmt.Errorf("kernel table: %w", err)
 	}
@@ -135,7 +144,7 @@ var kernelCSVHeader = []string{
 	"device", "model", "heads", "mode", "ctx", "rows", "method",
 	"median_ms", "min_ms", "max_ms",
 	"pooling_ms", "router_ms", "logits_ms", "topk_ms",
-	"logits_tflops", "gbs", "copy_pct", "recall", "speedup",
+	"logits_tflops", "tensor_pct", "gbs", "copy_pct", "recall", "speedup",
 }
 
 // KernelCSV writes one record per case after a header row. Stage times a
@@ -163,7 +172,11 @@ func KernelCSV(w io.Writer, r *kernels.CompareReport) error {
 		if p, ok := copyShare(c, r.CopyGBs); ok {
 			pct = ftoa(p)
 		}
-		rec = append(rec, ftoa(c.LogitsTFLOPs), ftoa(c.GBs), pct, ftoa(c.Recall), ftoa(c.Speedup))
+		tpct := ""
+		if p, ok := share(c.LogitsTFLOPs, r.TensorTFLOPs); ok {
+			tpct = ftoa(p)
+		}
+		rec = append(rec, ftoa(c.LogitsTFLOPs), tpct, ftoa(c.GBs), pct, ftoa(c.Recall), ftoa(c.Speedup))
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("kernel csv: %w", err)
 		}
@@ -265,10 +278,15 @@ func stageMs(stages []kernels.Stage, name string) (float64, bool) {
 
 // copyShare is a case's GB/s as a percentage of the copy bandwidth.
 func copyShare(c kernels.CaseResult, copyGBs float64) (float64, bool) {
-	if !(copyGBs > 0) || !(c.GBs > 0) || math.IsInf(c.GBs, 0) {
+	return share(c.GBs, copyGBs)
+}
+
+// share is 100·v/ceiling, when both are positive and finite.
+func share(v, ceiling float64) (float64, bool) {
+	if !(ceiling > 0) || !(v > 0) || math.IsInf(v, 0) || math.IsInf(ceiling, 0) {
 		return 0, false
 	}
-	return 100 * c.GBs / copyGBs, true
+	return 100 * v / ceiling, true
 }
 
 // fmtMs prints milliseconds with about four significant digits.

@@ -21,7 +21,8 @@ func fakeCompare() *kernels.CompareReport {
 			Name: "NVIDIA H200", Major: 9, Arch: "sm_90a", MemoryBytes: 150_000_000_000,
 			SMs: 132, L2Bytes: 60 << 20, Driver: "13.0", NVRTC: "13.0",
 		},
-		CopyGBs: 3900,
+		CopyGBs:      3900,
+		TensorTFLOPs: 2000,
 		Options: kernels.CompareOptions{
 			Models: []string{"deepseek-v3.2", "glm-5"}, Contexts: []int{8192, 16384, 32768, 65536, 131072},
 			Modes: []string{"prefill", "decode"}, PrefillRows: 1024, DecodeBatch: 64, TopK: 2048,
@@ -71,15 +72,16 @@ func TestKernelTable(t *testing.T) {
 	}
 	out := b.String()
 	lines := strings.Split(out, "\n")
-	if want := "device 0: NVIDIA H200 (132 SMs, 139.7 GiB, sm_90a); measured device-to-device copy: 3900 GB/s"; lines[0] != want {
+	if want := "device 0: NVIDIA H200 (132 SMs, 139.7 GiB, sm_90a); measured device-to-device copy: 3900 GB/s; measured FP8 tensor rate: 2000 TFLOP/s"; lines[0] != want {
 		t.Errorf("header line %q, want %q", lines[0], want)
 	}
 	for _, want := range []string{
 		"model", "mode", "ctx", "median ms (min–max)", "pooling", "router", "logits", "topk",
-		"logits TFLOP/s", "GB/s", "% copy", "recall", "speedup",
+		"logits TFLOP/s", "% tensor", "GB/s", "% copy", "recall", "speedup",
 		"deepseek-v3.2", "glm-5", "prefill", "decode", "8K", "128K", "misa†(h=8,B=1024,k1=8192)",
 		"1.600 (1.552–1.728)", // deepseek prefill 8K dsa
 		"38%",                 // 1500 of 3900 GB/s
+		"20%",                 // 400 of 2000 TFLOP/s
 		"1.00×", "0.9700",
 	} {
 		if !strings.Contains(out, want) {
@@ -102,7 +104,7 @@ func TestKernelTable(t *testing.T) {
 
 	// Unmeasured values print as dashes, not zeros or NaN.
 	r := fakeCompare()
-	r.CopyGBs = 0
+	r.CopyGBs, r.TensorTFLOPs = 0, 0
 	r.Cases = r.Cases[:1]
 	r.Cases[0].Speedup = math.NaN()
 	r.Cases[0].LogitsTFLOPs = 0
@@ -136,7 +138,7 @@ func TestKernelCSV(t *testing.T) {
 		col[h] = i
 	}
 	for _, h := range []string{"model", "heads", "mode", "ctx", "rows", "method", "median_ms", "min_ms", "max_ms",
-		"pooling_ms", "router_ms", "logits_ms", "topk_ms", "logits_tflops", "gbs", "copy_pct", "recall", "speedup"} {
+		"pooling_ms", "router_ms", "logits_ms", "topk_ms", "logits_tflops", "tensor_pct", "gbs", "copy_pct", "recall", "speedup"} {
 		if _, ok := col[h]; !ok {
 			t.Errorf("csv lacks column %q: %v", h, recs[0])
 		}
@@ -147,6 +149,9 @@ func TestKernelCSV(t *testing.T) {
 	}
 	if dsa[col["pooling_ms"]] != "" || dsa[col["router_ms"]] != "" || dsa[col["logits_ms"]] == "" {
 		t.Errorf("dsa stages: %v", dsa)
+	}
+	if dsa[col["tensor_pct"]] != "20" || dsa[col["copy_pct"]] == "" {
+		t.Errorf("dsa shares of the measured ceilings: tensor %q, copy %q", dsa[col["tensor_pct"]], dsa[col["copy_pct"]])
 	}
 	if misa[col["pooling_ms"]] == "" || misa[col["speedup"]] != "1.4" {
 		t.Errorf("misa record: %v", misa)
@@ -167,7 +172,7 @@ func TestKernelJSON(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Cases) != len(r.Cases) || back.Device.Name != r.Device.Name || back.CopyGBs != r.CopyGBs ||
+	if len(back.Cases) != len(r.Cases) || back.Device.Name != r.Device.Name || back.CopyGBs != r.CopyGBs || back.TensorTFLOPs != r.TensorTFLOPs ||
 		back.Cases[5].Speedup != r.Cases[5].Speedup || len(back.Cases[5].Stages) != 4 {
 		t.Errorf("round trip: %+v", back.Device)
 	}
