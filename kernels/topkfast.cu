@@ -326,14 +326,38 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
     bool guessed = false;
 
     if (!c && (flags & 1) && (i64)len >= 8 * k && len >= 4 * TF_SAMPLE) {
-        // Sample TF_SAMPLE evenly strided elements; T = the lower edge of
-        // the 12-bit key bin holding the r-th largest (or an exact key).
+        // Sample TF_SAMPLE elements: TF_SAMPLE/4 evenly strided aligned
+        // float4s (one 16-byte read each, a quarter of the sectors that
+        // strided single floats touch); flags & 32 takes single floats.
+        // T = the lower edge of the 12-bit key bin holding the r-th
+        // largest (or an exact key).
+        if (flags & 32) {
 #pragma unroll
-        for (int j = 0; j < TF_SAMPLE / TF_THREADS; ++j) {
-            const u32 q = (u32)(j * TF_THREADS + tid);
-            const int i = lo + (int)(((u64)q * (u64)len) / TF_SAMPLE);
-            bk[q] = __float_as_uint(__ldg(s + i));
-            bi[q] = (u32)i;
+            for (int j = 0; j < TF_SAMPLE / TF_THREADS; ++j) {
+                const u32 q = (u32)(j * TF_THREADS + tid);
+                const int i = lo + (int)(((u64)q * (u64)len) / TF_SAMPLE);
+                bk[q] = __float_as_uint(__ldg(s + i));
+                bi[q] = (u32)i;
+            }
+        } else {
+            const int head = min((int)(((16u - (u32)((unsigned long long)(s + lo) & 15u)) & 15u) >> 2), len);
+            const int m4 = (len - head) >> 2;
+            const float4* body = (const float4*)(s + lo + head);
+#pragma unroll
+            for (int j = 0; j < TF_SAMPLE / 4 / TF_THREADS; ++j) {
+                const u32 q = (u32)(j * TF_THREADS + tid);
+                const int p = (int)(((u64)q * (u64)m4) / (TF_SAMPLE / 4));
+                const float4 v = __ldg(body + p);
+                const u32 i0 = (u32)(lo + head + 4 * p);
+                bk[4 * q] = __float_as_uint(v.x);
+                bk[4 * q + 1] = __float_as_uint(v.y);
+                bk[4 * q + 2] = __float_as_uint(v.z);
+                bk[4 * q + 3] = __float_as_uint(v.w);
+                bi[4 * q] = i0;
+                bi[4 * q + 1] = i0 + 1u;
+                bi[4 * q + 2] = i0 + 2u;
+                bi[4 * q + 3] = i0 + 3u;
+            }
         }
         __syncthreads();
         const u32 r = (u32)(((u64)k * TF_SAMPLE * 5u / 4u) / (u64)len) + 8u;

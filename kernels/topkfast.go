@@ -90,7 +90,8 @@ func (d *device) topkFast(scores buffer, ld int, cand buffer, candLd int, lens b
 // topkFastNoGuess turns the sampled first threshold off (tests, benchmarks);
 // topkFastDiag = 2 makes the kernel stop after streaming, writing no output
 // (a benchmark diagnostic: the time of the streaming phase alone); 16 loads
-// the row with plain __ldg instead of the L2-prefetch hint.
+// the row with plain __ldg instead of the L2-prefetch hint; 32 samples single
+// floats instead of float4s.
 var (
 	topkFastNoGuess bool
 	topkFastDiag    int

@@ -344,6 +344,19 @@ func TestTopKFastLdg(t *testing.T) {
 	}
 }
 
+// The sample as strided single floats (flags & 32), kept for comparison.
+func TestTopKFastScalarSample(t *testing.T) {
+	g := testGPU(t)
+	topkFastDiag = 32
+	defer func() { topkFastDiag = 0 }()
+	for _, kind := range []string{"normal", "relu99", "sinks"} {
+		t.Run(kind, func(t *testing.T) {
+			rng := tkSeed(t)
+			tkCheck(t, g, tkMake(rng, 40, 65537, 2048, kind, mixedLens(rng, 65537, 2048)), tkAll)
+		})
+	}
+}
+
 func TestTopKFastNoGuess(t *testing.T) {
 	g := testGPU(t)
 	topkFastNoGuess = true
@@ -494,6 +507,11 @@ func BenchmarkTopKFast(b *testing.B) {
 			{"topkFast", func(d *device, s buffer) error { return d.topkFast(s, sh.n, buffer{}, 0, ln, sh.rows, k, out, k, cnt) }},
 			{"topkFast_ldg", func(d *device, s buffer) error {
 				topkFastDiag = 16 // plain __ldg loads (the version before the L2 hint)
+				defer func() { topkFastDiag = 0 }()
+				return d.topkFast(s, sh.n, buffer{}, 0, ln, sh.rows, k, out, k, cnt)
+			}},
+			{"topkFast_scalarsample", func(d *device, s buffer) error {
+				topkFastDiag = 32 // the sample as strided single floats (the version before)
 				defer func() { topkFastDiag = 0 }()
 				return d.topkFast(s, sh.n, buffer{}, 0, ln, sh.rows, k, out, k, cnt)
 			}},
