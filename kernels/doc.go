@@ -13,11 +13,16 @@
 //     (indexer.NewCPU) method for method: DSA, MISA with every router,
 //     MISA† and HISA, with the reference selections, HeadRank and Mass.
 //   - GPU.MatMulT, the matrix products of `misabench trace convert`
-//     (convert.Multiplier), with float64 sums in convert's own order.
+//     (convert.Multiplier), with float64 sums in convert's own order;
+//   - GPU.CompareDSA, `misabench kernel --compare-dsa`: the fast path on
+//     the tensor cores (FP8 logits fp8logits.cu, pooling and router
+//     fp8router.cu, top-k topkfast.cu) timed stage by stage against the
+//     card's measured copy bandwidth and FP8 tensor rate (peak.cu); bf16
+//     logits (logitsbf16.cu) are tested and benchmarked beside it.
 //
 // Each kernel family lives in one .cu file whose header comment gives its
 // FLOP and byte counts; the Go code that launches it sits beside it in the
-// .go file of the same name. NOTES.md holds the floors and the measured
+// .go file of a matching name. NOTES.md holds the floors and the measured
 // times of each kernel version.
 //
 // Requirements at run time: an NVIDIA driver (libcuda.so.1) and NVRTC
