@@ -190,8 +190,8 @@ func runLongBenchScore(_ context.Context, opts *LongBenchScoreOptions) error {
 // Python jieba's dict.txt (longbench.LoadJiebaPy); --jieba-dict and
 // --jieba-hmm override either file, a --jieba-dict file read as it is. It
 // also says which dictionary it loaded, for the notes. A missing file is bad
-// input (exit 2), named with the flag that fixes it; no directory at all
-// (built without cgo) is exit 1, as is the scorer's ErrNoJieba.
+// input (exit 2), named with the flag that fixes it; so is no directory at
+// all (built without cgo): Chinese data then needs --jieba-dir.
 func loadJieba(opts *LongBenchScoreOptions) (longbench.Segmenter, string, error) {
 	dir := opts.JiebaDir
 	hint := fmt.Sprintf("the --jieba-dir (or MISABENCH_JIEBA_DIR) directory must hold %s and %s", longbench.JiebaDictFile, longbench.JiebaHMMFile)
@@ -201,8 +201,8 @@ func loadJieba(opts *LongBenchScoreOptions) (longbench.Segmenter, string, error)
 			longbench.JiebaDictFile, longbench.JiebaHMMFile)
 	}
 	if dir == "" && (opts.JiebaDict == "" || opts.JiebaHMM == "") {
-		return nil, "", fmt.Errorf("%w: built without cgo, so no default jieba files; give --jieba-dir DIR holding %s and %s (or --jieba-dict and --jieba-hmm)",
-			longbench.ErrNoJieba, longbench.JiebaDictFile, longbench.JiebaHMMFile) // exit 1
+		return nil, "", badInput(fmt.Errorf("%w: built without cgo, so no default jieba files; give --jieba-dir DIR holding %s and %s (or --jieba-dict and --jieba-hmm)",
+			longbench.ErrNoJieba, longbench.JiebaDictFile, longbench.JiebaHMMFile))
 	}
 	dict, hmm := longbench.JiebaFiles(dir)
 	load, desc := longbench.LoadJiebaPy, dict+" edited into Python jieba 0.42.1's dict.txt"

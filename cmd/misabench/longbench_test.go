@@ -147,8 +147,8 @@ func TestLongBenchScoreChinese(t *testing.T) {
 	lbWrite(t, zh, "dureader.jsonl", `{"pred": "我来到北京清华大学", "answers": ["我来到北京清华大学"], "length": 1}`)
 	out, code, msg := lbRun(t, "longbench", "score", "--pred", zh)
 	if longbench.DefaultJiebaDir() == "" {
-		if code != 1 || !strings.Contains(msg, "jieba") {
-			t.Errorf("without cgo: exit %d %q", code, msg)
+		if code != 2 || !strings.Contains(msg, "--jieba-dir") {
+			t.Errorf("without cgo: exit %d %q, want 2 naming --jieba-dir", code, msg)
 		}
 		return
 	}
