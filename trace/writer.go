@@ -127,7 +127,7 @@ func Create(path string, meta Meta, qpos []int64, nkeys int, opt WriteOptions) (
 	if err != nil {
 		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
 			// The temporary name in CreateTemp's error would only confuse.
-			return nil, fmt.Errorf("trace %s: directory %s does not exist", path, dir)
+			return nil, fmt.Errorf("trace %s: directory %s does not exist (%w)", path, dir, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("trace %s: %w", path, err)
 	}

@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -179,6 +180,9 @@ func TestCreateMissingDir(t *testing.T) {
 	}
 	if want := "directory " + filepath.Dir(path) + "/ does not exist"; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), ".tmp-") {
 		t.Errorf("error %q: want it to say %q and not name the temporary file", err, want)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error %q does not wrap fs.ErrNotExist (the CLI's exit 2)", err)
 	}
 }
 

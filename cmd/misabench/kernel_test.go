@@ -145,6 +145,7 @@ func TestKernelUsageErrors(t *testing.T) {
 		"rows over ctx":    {args(k, "--ctx", "1k,8k", "--rows", "2048"), "--rows 2048"},
 		"batch over ctx":   {args(k, "--ctx", "32", "--modes", "decode", "--batch", "64"), "--batch 64"},
 		"reps zero":        {args(k, "--reps", "0"), "--reps"},
+		"logits kernel":    {args(k, "--logits-kernel", "11"), "--logits-kernel 11"},
 		"negative warmup":  {args(k, "--warmup", "-1"), "--warmup"},
 		"bad format":       {args(k, "--format", "xml"), "xml"},
 		"bad int":          {args(k, "--rows", "many"), "many"},

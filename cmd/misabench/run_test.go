@@ -291,6 +291,12 @@ func TestTraceCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("gen: code %d: %s", code, stderr)
 	}
+	// An output directory that does not exist is bad input, named.
+	missing := filepath.Join(dir, "no", "such", "x.safetensors")
+	if code, _, stderr := cli(t, "trace", "gen", "--out", missing, "--ctx", "4096", "--queries", "8", "--layers", "0"); code != 2 ||
+		!strings.Contains(stderr, "does not exist") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("gen into a missing directory: code %d, stderr %q", code, stderr)
+	}
 
 	code, stdout, stderr := cli(t, "trace", "inspect", file)
 	if code != 0 {
