@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -12,27 +13,37 @@ import (
 // DSA's set (same kernel, same accumulation order), in prefill and decode.
 func TestCompareDSAIdentities(t *testing.T) {
 	g := testGPU(t)
-	for _, model := range []string{"deepseek-v3.2", "glm-5"} {
-		H := map[string]int{"deepseek-v3.2": 64, "glm-5": 32}[model]
-		rep, err := g.CompareDSA(context.Background(), CompareOptions{
-			Models: []string{model}, Contexts: []int{6000}, Modes: []string{"prefill", "decode"},
-			PrefillRows: 96, DecodeBatch: 8, Heads: H, Stage1: 1 << 20, HisaBlocks: 1 << 10,
-			Warmup: 1, Reps: 2,
-		})
-		if err != nil {
-			t.Fatal(err)
+	kernels := []int{0} // the device's default logits kernel
+	if g.d.info.Arch == "sm_90a" {
+		kernels = append(kernels, 8, 12)
+	}
+	for _, lk := range kernels {
+		for _, model := range []string{"deepseek-v3.2", "glm-5"} {
+			t.Run(fmt.Sprintf("logits-kernel=%d/%s", lk, model), func(t *testing.T) { compareIdentities(t, g, lk, model) })
 		}
-		if len(rep.Cases) != 8 {
-			t.Fatalf("%d cases, want 8", len(rep.Cases))
+	}
+}
+
+func compareIdentities(t *testing.T, g *GPU, lk int, model string) {
+	H := map[string]int{"deepseek-v3.2": 64, "glm-5": 32}[model]
+	rep, err := g.CompareDSA(context.Background(), CompareOptions{
+		Models: []string{model}, Contexts: []int{6000}, Modes: []string{"prefill", "decode"},
+		PrefillRows: 96, DecodeBatch: 8, Heads: H, Stage1: 1 << 20, HisaBlocks: 1 << 10,
+		Warmup: 1, Reps: 2, LogitsKernel: lk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Cases) != 8 {
+		t.Fatalf("%d cases, want 8", len(rep.Cases))
+	}
+	for _, c := range rep.Cases {
+		t.Logf("%s %s %s: %.3f ms, recall %.6f", model, c.Mode, c.Method, c.MedianMs, c.Recall)
+		if c.Recall != 1 {
+			t.Errorf("%s %s %s: recall %v, want exactly 1", model, c.Mode, c.Method, c.Recall)
 		}
-		for _, c := range rep.Cases {
-			t.Logf("%s %s %s: %.3f ms, recall %.6f", model, c.Mode, c.Method, c.MedianMs, c.Recall)
-			if c.Recall != 1 {
-				t.Errorf("%s %s %s: recall %v, want exactly 1", model, c.Mode, c.Method, c.Recall)
-			}
-			if !(c.MedianMs > 0) || len(c.Stages) == 0 {
-				t.Errorf("%s %s %s: no timing (%v ms, %d stages)", model, c.Mode, c.Method, c.MedianMs, len(c.Stages))
-			}
+		if !(c.MedianMs > 0) || len(c.Stages) == 0 {
+			t.Errorf("%s %s %s: no timing (%v ms, %d stages)", model, c.Mode, c.Method, c.MedianMs, len(c.Stages))
 		}
 	}
 }

@@ -31,7 +31,7 @@ func fp8Layout(version, heads int, single bool) (qb, tile, smem int, err error) 
 		qb = 1
 	}
 	cols := qb * heads
-	if version == 6 || version == 60 || version == 7 || version == 8 {
+	if version == 6 || version == 60 || version == 7 || version == 8 || version == 12 {
 		// F8S_STAGES 5, F8S_KT 64, two warpgroups; 1 KB of alignment slack.
 		const stages, tile = 5, 64
 		return qb, tile, 1024 + cols*128 + 2*stages*tile*(128+4) + cols*4, nil
@@ -49,19 +49,21 @@ func fp8Layout(version, heads int, single bool) (qb, tile, smem int, err error) 
 	return qb, tile, (cols + fp8Stages*tile) * fp8RowB, nil
 }
 
-// fp8Version is the FP8 logits kernel a launch uses: 8 (wgmma) on sm_90a,
+// fp8Version is the FP8 logits kernel a launch uses: 12 (wgmma) on sm_90a,
 // else 3 (mma.sync); d.fp8Force overrides it for tests, benchmarks and
 // `misabench kernel --logits-kernel`. Version 5 (warp-specialised) measured
 // slower than 4 (NOTES.md) and is kept for the record; 6 is version 4 with
 // self-loading warpgroups and the 128-byte swizzle, 60 the same without the
 // swizzle; 7 is 6 with the query columns placed so that head sums stay in
-// a thread; 8 is 7 with cheaper copy addressing and FFMA chains.
+// a thread; 8 is 7 with cheaper copy addressing and FFMA chains; 12 is 8
+// with the keys of a tile permuted so that a thread's two rows are adjacent
+// keys, stored in pairs.
 func (d *device) fp8Version() int {
 	if d.fp8Force != 0 {
 		return d.fp8Force
 	}
 	if d.info.Arch == "sm_90a" {
-		return 8
+		return 12
 	}
 	return 3
 }
@@ -93,6 +95,9 @@ type fp8Args struct {
 	kidx                buffer // [M][kidxLd] int32 candidate keys, or zero
 	kidxLd              int
 	out                 buffer // [M][ld] float32
+	// nostore (benchmarks only): the diagnostic kernel that computes every
+	// logit and stores none, to time the cost of writing them.
+	nostore bool
 }
 
 func (d *device) fp8Logits(a fp8Args) error {
@@ -104,9 +109,9 @@ func (d *device) fp8Logits(a fp8Args) error {
 	}
 	v := d.fp8Version()
 	switch v {
-	case 3, 4, 5, 6, 60, 7, 8:
+	case 3, 4, 5, 6, 60, 7, 8, 12:
 	default:
-		return fmt.Errorf("kernels: FP8 logits kernel version %d does not exist (3, 4, 5, 6, 60, 7 or 8)", v)
+		return fmt.Errorf("kernels: FP8 logits kernel version %d does not exist (3, 4, 5, 6, 60, 7, 8 or 12)", v)
 	}
 	if v >= 4 && d.info.Arch != "sm_90a" {
 		return fmt.Errorf("kernels: the wgmma FP8 kernel needs sm_90a; %s is %s", d.info.Name, d.info.Arch)
@@ -127,9 +132,17 @@ func (d *device) fp8Logits(a fp8Args) error {
 		name = fmt.Sprintf("fp8p_logits_h%d_q%d", a.heads, qb)
 	case 8:
 		name = fmt.Sprintf("fp8q_logits_h%d_q%d", a.heads, qb)
+	case 12:
+		name = fmt.Sprintf("fp8r_logits_h%d_q%d", a.heads, qb)
 	case 5:
 		nw := d.fp8Warpgroups(a.heads, qb)
 		name, threads = fmt.Sprintf("fp8x_logits_h%d_q%d_w%d", a.heads, qb, nw), 128*nw+32
+	}
+	if a.nostore {
+		if (v != 8 && v != 12) || a.single || qb*a.heads != 128 {
+			return fmt.Errorf("kernels: the no-store diagnostic exists for versions 8 and 12 in tile mode only")
+		}
+		name = fmt.Sprintf("fp8%sd_logits_h%d_q%d", map[int]string{8: "q", 12: "r"}[v], a.heads, qb)
 	}
 	split := a.split
 	if split <= 0 {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/misabench/misabench/trace"
@@ -87,12 +88,18 @@ func TestFP8LogitsMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4, 5, 53, 6, 60, 7, 8)
+		versions = append(versions, 4, 5, 53, 6, 60, 7, 8, 12)
 	}
 	defer func() { g.d.fp8Force, g.d.fp8NW = 0, 0 }()
 	for _, v := range versions {
+		modes := []string{"tile", "single", "kidx"}
+		if v == 12 {
+			// Version 12 pairs its stores where rows are 8-byte aligned
+			// (ld even) and falls back to single stores otherwise.
+			modes = append(modes, "tile_ldeven", "single_ldeven")
+		}
 		for _, H := range []int{64, 32, 16, 8} {
-			for _, mode := range []string{"tile", "single", "kidx"} {
+			for _, mode := range modes {
 				t.Run(fmt.Sprintf("v%d/H=%d/%s", v, H, mode), func(t *testing.T) {
 					g.d.fp8Force, g.d.fp8NW = v, 0
 					if v == 53 { // version 5 with 3 consumer warpgroups
@@ -100,6 +107,11 @@ func TestFP8LogitsMatchReference(t *testing.T) {
 					}
 					c := newFP8Case(rng, H, 1000+rng.IntN(3000), 5+rng.IntN(40))
 					ld := c.N + 7
+					if m, ok := strings.CutSuffix(mode, "_ldeven"); ok {
+						mode, ld = m, c.N+c.N%2+2
+					} else if ld%2 == 0 {
+						ld++ // odd: the unpaired store path
+					}
 					var cand []int32
 					candLd := 0
 					ke := slices.Clone(c.ke)
@@ -210,15 +222,23 @@ func BenchmarkFP8Logits(b *testing.B) {
 	}
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4, 5, 53, 6, 60, 7, 8)
+		versions = append(versions, 4, 5, 53, 6, 60, 7, 8, 80, 12, 120)
 	}
 	defer func() { g.d.fp8Force, g.d.fp8NW = 0, 0 }()
 	for _, heads := range []int{64, 8} {
 		for _, v := range versions {
-			b.Run(fmt.Sprintf("h=%d/v%d", heads, v), func(b *testing.B) {
+			name := fmt.Sprintf("v%d", v)
+			if v == 80 || v == 120 {
+				name = fmt.Sprintf("v%dnostore", v/10) // every logit computed, none stored
+			}
+			b.Run(fmt.Sprintf("h=%d/%s", heads, name), func(b *testing.B) {
 				g.d.fp8Force, g.d.fp8NW = v, 0
-				if v == 53 {
+				nostore := false
+				switch v {
+				case 53:
 					g.d.fp8Force, g.d.fp8NW = 5, 3
+				case 80, 120:
+					g.d.fp8Force, nostore = v/10, true
 				}
 				var keys float64
 				for _, k := range c.ke {
@@ -251,7 +271,7 @@ func BenchmarkFP8Logits(b *testing.B) {
 						split = 8192
 					}
 					ms, err := g.d.timeEvents(3, 20, func() error {
-						return g.d.fp8Logits(fp8Args{heads: heads, q8: bq, k8: bk, ks: bks, w: bw, ke: bke, M: M, maxKe: N, ld: N, split: split, out: bo})
+						return g.d.fp8Logits(fp8Args{heads: heads, q8: bq, k8: bk, ks: bks, w: bw, ke: bke, M: M, maxKe: N, ld: N, split: split, out: bo, nostore: nostore})
 					})
 					if err != nil {
 						return err
@@ -282,7 +302,7 @@ func BenchmarkFP8LogitsDecode(b *testing.B) {
 	c := newFP8Case(rand.New(rand.NewPCG(2, 2)), H, N/2, B)
 	versions := []int{3}
 	if g.d.info.Arch == "sm_90a" {
-		versions = append(versions, 4, 6, 7, 8)
+		versions = append(versions, 4, 6, 7, 8, 12)
 	}
 	defer func() { g.d.fp8Force = 0 }()
 	var copyGBs float64

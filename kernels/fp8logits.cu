@@ -659,6 +659,10 @@ __device__ __forceinline__ void f8s_cp_async4(void* smem, const void* gmem, int 
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(srcBytes));
 }
 
+// f8s_perm: version 12's key order inside a 16-row group (rows r and r + 8
+// hold keys 2r and 2r + 1).
+__device__ __forceinline__ int f8s_perm(int r) { return ((r & 7) << 1) | (r >> 3); }
+
 // Version 7 (PERM): the Q rows are placed so that each thread's accumulator
 // columns (8j + 2·(lane&3) + e) belong to the fewest queries: lane l holds
 // queries l, l+4, … with all their heads when QB ≥ 4, or 1/(4/QB) of one
@@ -678,7 +682,7 @@ __device__ __forceinline__ void f8s_col(int n, int& q, int& h) {
     }
 }
 
-template <int HEADS, int QB, int SW, int PERM>
+template <int HEADS, int QB, int SW, int PERM, bool NS = false>
 __device__ __forceinline__ void fp8s_logits_body(
     const unsigned char* __restrict__ q8, const unsigned char* __restrict__ k8,
     const float* __restrict__ ks, const float* __restrict__ w, const int* __restrict__ ke,
@@ -688,6 +692,10 @@ __device__ __forceinline__ void fp8s_logits_body(
     constexpr int NT = COLS / 8;      // n-tiles per thread
     constexpr int NTQ = HEADS / 8;    // n-tiles per query
     constexpr int TB = F8S_KT * 128;  // bytes of a key tile
+    // NS (benchmark diagnostic): compute every logit, store none — the cost
+    // of writing them. The values go into sink, stored only if it equals
+    // FLT_MAX, so the compiler cannot drop the epilogue.
+    float sink = 0.f;
     extern __shared__ __align__(1024) unsigned char f8ssm[];
     // Swizzled tiles need 1024-byte alignment; the launcher adds the slack.
     unsigned char* base = f8ssm + ((1024 - ((u32)__cvta_generic_to_shared(f8ssm) & 1023)) & 1023);
@@ -713,6 +721,8 @@ __device__ __forceinline__ void fp8s_logits_body(
     const i64 s1 = min(s0 + keysPerSplit, kmax);
     const int ntiles = (int)((s1 - s0 + F8S_KT - 1) / F8S_KT);
     const int* kx = kidx ? kidx + m0 * kidxLd : (const int*)0;
+    // v12's paired stores need 8-byte aligned rows (the pair's first key is even).
+    const bool pair = (ld & 1) == 0 && (((unsigned long long)out) & 7) == 0;
 
     // Smem row (B column) n holds query r, head hd.
     auto colOf = [](int n, int& r, int& hd) {
@@ -746,16 +756,20 @@ __device__ __forceinline__ void fp8s_logits_body(
     // increment per tile instead of 64-bit index arithmetic per chunk.
     const int lrow = gt >> 3, lch = gt & 7;
     const int soff = lrow * 128 + ((lch ^ (lrow & 7)) << 4);
-    const unsigned char* kbase = k8 + (s0 + (i64)wg * F8S_KT + lrow) * F8_D + lch * 16;
+    // Version 12 (PERM 3): smem row 16u + r holds key 16u + f8s_perm(r), so
+    // the two rows a thread's accumulators cover (r and r + 8) are adjacent
+    // keys and its stores pair up.
+    const int lkey = PERM == 3 ? f8s_perm(lrow) : lrow;
+    const unsigned char* kbase = k8 + (s0 + (i64)wg * F8S_KT + lkey) * F8_D + lch * 16;
     auto load = [&](int i) {
         const i64 tb = s0 + (i64)(wg + 2 * i) * F8S_KT;
         unsigned char* dst = myK + (i % F8S_STAGES) * TB;
-        if (PERM == 2 && SW && !kx) {
+        if (PERM >= 2 && SW && !kx) {
             const unsigned char* src = kbase + (i64)i * (2 * F8S_KT * F8_D);
             const i64 rem = s1 - tb;
 #pragma unroll
             for (int u = 0; u < 4; ++u) {
-                const bool ok = lrow + 16 * u < rem;
+                const bool ok = lkey + 16 * u < rem;
                 f8_cp_async16(dst + soff + u * 2048, ok ? src + u * 2048 : k8, ok ? 16 : 0);
             }
             if (gt < F8S_KT) {
@@ -767,7 +781,7 @@ __device__ __forceinline__ void fp8s_logits_body(
 #pragma unroll
         for (int c = gt; c < F8S_KT * 8; c += 128) {
             const int row = c >> 3, ch = c & 7;
-            const i64 s = tb + row;
+            const i64 s = tb + (PERM == 3 ? (row & ~15) | f8s_perm(row & 15) : row);
             const bool ok = s < s1;
             const i64 key = ok ? (kx ? (i64)kx[s] : s) : 0;
             f8_cp_async16(dst + f8s_off<SW>(row, ch), k8 + key * F8_D + ch * 16, ok ? 16 : 0);
@@ -806,6 +820,7 @@ __device__ __forceinline__ void fp8s_logits_body(
             constexpr int QPL = QB >= 4 ? QB / 4 : 1;  // queries a lane holds
             constexpr int NT2 = 2 * NT;
             const int l = lane & 3;
+            float pv[2][QPL];  // v12: both row halves' sums, stored together
 #pragma unroll
             for (int hr = 0; hr < 2; ++hr) {
                 const int row = 16 * w4 + 8 * hr + (lane >> 2);
@@ -813,7 +828,7 @@ __device__ __forceinline__ void fp8s_logits_body(
                 float part[QPL];
 #pragma unroll
                 for (int t = 0; t < QPL; ++t) part[t] = 0.f;
-                if constexpr (PERM == 2) {
+                if constexpr (PERM >= 2) {
                     // Two fused chains per query (even and odd n-tiles): two
                     // instructions per accumulator, ReLU and FFMA.
                     float odd[QPL];
@@ -840,13 +855,46 @@ __device__ __forceinline__ void fp8s_logits_body(
                     for (int mask = QB; mask < 4; mask <<= 1)
                         part[0] += __shfl_xor_sync(0xffffffffu, part[0], mask);
                 }
-                if (s < s1) {
+                if constexpr (PERM == 3) {
+#pragma unroll
+                    for (int t = 0; t < QPL; ++t) pv[hr][t] = part[t];
+                } else if (s < s1) {
                     const i64 key = kx ? (i64)kx[s] : s;
                     const float sc = myS[st * F8S_KT + row];
 #pragma unroll
                     for (int t = 0; t < QPL; ++t) {
                         const int qi = QB >= 4 ? 4 * t + l : l;
-                        if ((QB >= 4 || l < QB) && qi < nq) out[(m0 + qi) * ld + key] = part[t] * sc;
+                        if constexpr (NS) sink += part[t] * sc;
+                        else if ((QB >= 4 || l < QB) && qi < nq) out[(m0 + qi) * ld + key] = part[t] * sc;
+                    }
+                }
+            }
+            if constexpr (PERM == 3) {
+                // Keys ko and ko + 1 of the tile: one 8-byte store a query
+                // where the row allows it.
+                const int ko = 16 * w4 + 2 * (lane >> 2);
+                const i64 sa = tb + ko;
+                if (sa < s1) {
+                    const bool two = sa + 1 < s1;
+                    const float sca = myS[st * F8S_KT + ko], scb = myS[st * F8S_KT + ko + 1];
+#pragma unroll
+                    for (int t = 0; t < QPL; ++t) {
+                        const int qi = QB >= 4 ? 4 * t + l : l;
+                        const float a = pv[0][t] * sca, b = pv[1][t] * scb;
+                        if constexpr (NS) {
+                            sink += a + b;
+                        } else if ((QB >= 4 || l < QB) && qi < nq) {
+                            float* o = out + (m0 + qi) * ld;
+                            if (kx) {
+                                o[kx[sa]] = a;
+                                if (two) o[kx[sa + 1]] = b;
+                            } else if (two && pair) {
+                                *(float2*)(o + sa) = make_float2(a, b);
+                            } else {
+                                o[sa] = a;
+                                if (two) o[sa + 1] = b;
+                            }
+                        }
                     }
                 }
             }
@@ -872,25 +920,34 @@ __device__ __forceinline__ void fp8s_logits_body(
                     const i64 key = kx ? (i64)kx[s] : s;
                     const float sc = myS[st * F8S_KT + row];
 #pragma unroll
-                    for (int qi = 0; qi < QB; ++qi)
-                        if ((qi & 3) == (lane & 3) && qi < nq) out[(m0 + qi) * ld + key] = part[qi] * sc;
+                    for (int qi = 0; qi < QB; ++qi) {
+                        if constexpr (NS) sink += part[qi] * sc;
+                        else if ((qi & 3) == (lane & 3) && qi < nq) out[(m0 + qi) * ld + key] = part[qi] * sc;
+                    }
                 }
             }
         }
     }
+    if constexpr (NS) {
+        if (sink == 3.402823466e38f) out[0] = sink;
+    }
 }
 
-#define F8S_LOGITS_P(H, QB, SW, P, NAME)                                                                 \
+#define F8S_LOGITS_PN(H, QB, SW, P, NS, NAME)                                                            \
     extern "C" __global__ void __launch_bounds__(F8_THREADS, 2) NAME(                                    \
         const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
         i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
         float* out) {                                                                                    \
-        fp8s_logits_body<H, QB, SW, P>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys,      \
-                                       kidx, kidxLd, out);                                               \
+        fp8s_logits_body<H, QB, SW, P, NS>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys,  \
+                                           kidx, kidxLd, out);                                           \
     }
+#define F8S_LOGITS_P(H, QB, SW, P, NAME) F8S_LOGITS_PN(H, QB, SW, P, false, NAME)
 #define F8S_LOGITS(H, QB, SW) F8S_LOGITS_P(H, QB, SW, 0, fp8s_logits_h##H##_q##QB##_sw##SW)
 #define F8P_LOGITS(H, QB) F8S_LOGITS_P(H, QB, 1, 1, fp8p_logits_h##H##_q##QB)
 #define F8Q_LOGITS(H, QB) F8S_LOGITS_P(H, QB, 1, 2, fp8q_logits_h##H##_q##QB)
+#define F8R_LOGITS(H, QB) F8S_LOGITS_P(H, QB, 1, 3, fp8r_logits_h##H##_q##QB)
+// The no-store diagnostics (BenchmarkFP8Logits' v8nostore, v12nostore).
+#define F8D_LOGITS(H, QB, P, NAME) F8S_LOGITS_PN(H, QB, 1, P, true, NAME)
 F8S_LOGITS(8, 16, 1)
 F8S_LOGITS(16, 8, 1)
 F8S_LOGITS(32, 4, 1)
@@ -923,3 +980,15 @@ F8Q_LOGITS(8, 1)
 F8Q_LOGITS(16, 1)
 F8Q_LOGITS(32, 1)
 F8Q_LOGITS(64, 1)
+F8R_LOGITS(8, 16)
+F8R_LOGITS(16, 8)
+F8R_LOGITS(32, 4)
+F8R_LOGITS(64, 2)
+F8R_LOGITS(8, 1)
+F8R_LOGITS(16, 1)
+F8R_LOGITS(32, 1)
+F8R_LOGITS(64, 1)
+F8D_LOGITS(64, 2, 2, fp8qd_logits_h64_q2)
+F8D_LOGITS(8, 16, 2, fp8qd_logits_h8_q16)
+F8D_LOGITS(64, 2, 3, fp8rd_logits_h64_q2)
+F8D_LOGITS(8, 16, 3, fp8rd_logits_h8_q16)

@@ -123,7 +123,7 @@ func newKernelCmd(a *app) *cobra.Command {
 	f.IntVar(&opts.Reps, "reps", opts.Reps, "timed runs (the median is reported)")
 	f.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of the synthetic inputs")
 	f.StringVar(&opts.Out, "out", "", "output `dir`ectory (default results/runs/kernel-<UTC time>)")
-	f.IntVar(&opts.LogitsKernel, "logits-kernel", 0, "FP8 logits kernel version to time (3–8, 60; 0: the device's default; kernels/NOTES.md)")
+	f.IntVar(&opts.LogitsKernel, "logits-kernel", 0, "FP8 logits kernel version to time (3–8, 60, 12; 0: the device's default; kernels/NOTES.md)")
 	f.StringVar(&opts.Dump, "dump", "", "also write each shape's inputs as a trace into `dir`, for tools/reference/compare_torch.py")
 	return cmd
 }
@@ -214,9 +214,9 @@ func (o *KernelOptions) compareOptions() (kernels.CompareOptions, error) {
 		return co, err
 	}
 	switch o.LogitsKernel {
-	case 0, 3, 4, 5, 6, 60, 7, 8:
+	case 0, 3, 4, 5, 6, 60, 7, 8, 12:
 	default:
-		return co, usageErrorf("--logits-kernel %d: want 3, 4, 5, 6, 60, 7 or 8 (0: the device's default)", o.LogitsKernel)
+		return co, usageErrorf("--logits-kernel %d: want 3, 4, 5, 6, 60, 7, 8 or 12 (0: the device's default)", o.LogitsKernel)
 	}
 	for _, p := range []struct {
 		flag string
