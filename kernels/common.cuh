@@ -29,6 +29,22 @@ __device__ __forceinline__ u32 score_key(float f) {
 
 __device__ __forceinline__ float relu(float v) { return v > 0.f ? v : 0.f; }
 
+// The module is compiled for the device's own architecture, so kernels that
+// need a newer one than the device has compile to a trap there instead of
+// failing the whole module: the FP8 paths need 8.9 (FP8 conversions and
+// MMA), the wgmma paths sm_90a. The Go side never launches them on such a
+// device, so the exact backend works on any card NVRTC targets.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define ON_SM90A(...) __VA_ARGS__
+#else
+#define ON_SM90A(...) __trap()
+#endif
+#if __CUDA_ARCH__ >= 890
+#define ON_SM89(...) __VA_ARGS__
+#else
+#define ON_SM89(...) __trap()
+#endif
+
 // dot_fma: Σ_x a[x]·b[x], one fused multiply-add per term, x ascending.
 // ReLU(dot_fma) is the CPU's ReLU(q·k).
 __device__ __forceinline__ float dot_fma(const float* a, const float* b, int d) {

@@ -213,8 +213,8 @@ __device__ __forceinline__ void fp8_logits_body(
         const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
         i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
         float* out) {                                                                                    \
-        fp8_logits_body<H, QB>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx, kidxLd, \
-                               out);                                                                     \
+        ON_SM89(fp8_logits_body<H, QB>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx, \
+                                       kidxLd, out));                                                    \
     }
 // prefill: 128 columns per CTA
 F8_LOGITS(8, 16)
@@ -431,8 +431,8 @@ __device__ __forceinline__ void fp8w_logits_body(
         const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
         i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
         float* out) {                                                                                    \
-        fp8w_logits_body<H, QB>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx,       \
-                                kidxLd, out);                                                            \
+        ON_SM90A(fp8w_logits_body<H, QB>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys,    \
+                                         kidx, kidxLd, out));                                            \
     }
 F8W_LOGITS(8, 16)
 F8W_LOGITS(16, 8)
@@ -601,8 +601,8 @@ __device__ __forceinline__ void fp8x_logits_body(
         const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
         i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
         float* out) {                                                                                    \
-        fp8x_logits_body<H, QB, NW>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, kidx,   \
-                                    kidxLd, out);                                                        \
+        ON_SM90A(fp8x_logits_body<H, QB, NW>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, \
+                                             kidx, kidxLd, out));                                        \
     }
 F8X_LOGITS(64, 2, 3)
 F8X_LOGITS(64, 2, 4)
@@ -938,8 +938,8 @@ __device__ __forceinline__ void fp8s_logits_body(
         const unsigned char* q8, const unsigned char* k8, const float* ks, const float* w, const int* ke, \
         i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* kidx, i64 kidxLd,      \
         float* out) {                                                                                    \
-        fp8s_logits_body<H, QB, SW, P, NS>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys,  \
-                                           kidx, kidxLd, out);                                           \
+        ON_SM90A(fp8s_logits_body<H, QB, SW, P, NS>(q8, k8, ks, w, ke, M, keysPerSplit, ld, rowsPerSeq,  \
+                                                    seqKeys, kidx, kidxLd, out));                        \
     }
 #define F8S_LOGITS_P(H, QB, SW, P, NAME) F8S_LOGITS_PN(H, QB, SW, P, false, NAME)
 #define F8S_LOGITS(H, QB, SW) F8S_LOGITS_P(H, QB, SW, 0, fp8s_logits_h##H##_q##QB##_sw##SW)

@@ -138,6 +138,7 @@ extern "C" __global__ void __launch_bounds__(FP_THREADS, 4)
 fp8_pool_prefix(const unsigned char* __restrict__ k8, const float* __restrict__ ks, i64 N, i64 B,
                 const i64* __restrict__ qpos, i64 M, float* __restrict__ P, u32* __restrict__ flags,
                 float* __restrict__ agg, float* __restrict__ incl, i64 epoch) {
+#if __CUDA_ARCH__ >= 890
     __shared__ float4 fp_tail[8][32];
     __shared__ int fp_reset[8];
     __shared__ float4 fp_carry[32];
@@ -280,6 +281,9 @@ fp8_pool_prefix(const unsigned char* __restrict__ k8, const float* __restrict__ 
             *(float4*)(P + u * 128 + lane * 4) = val;
         }
     }
+#else
+    __trap();
+#endif
 }
 
 __device__ __forceinline__ void fr_cp_async16(void* smem, const void* gmem) {
@@ -396,6 +400,7 @@ fp8_route(const unsigned char* __restrict__ q8, const float* __restrict__ qs, co
           const i64* __restrict__ qpos, const float* __restrict__ P, i64 M, i64 H, i64 nh, i64 N, i64 B,
           i64 reference, i64 CC, int* __restrict__ heads, unsigned char* __restrict__ q8r,
           float* __restrict__ wr, float* __restrict__ scores) {
+#if __CUDA_ARCH__ >= 890
     extern __shared__ __align__(16) unsigned char fr_smem[];
     unsigned char* Qs = fr_smem;            // [rows][H][128]: the CTA's q8 (32 KB)
     uint4* Kc = (uint4*)(fr_smem + FR_QBYTES);  // [CC][32] 16-byte chunks: f16 hi (16), lo (16)
@@ -579,6 +584,9 @@ fp8_route(const unsigned char* __restrict__ q8, const float* __restrict__ qs, co
         const uint4 v = *((const uint4*)(Qs + row * 128) + (ch ^ fr_qswz(row)));
         *((uint4*)(q8r + (m * nh + pos) * 128) + ch) = v;
     }
+#else
+    __trap();
+#endif
 }
 
 // fr_bench_spin: one thread busy for ns nanoseconds (benchmarks queue their

@@ -66,6 +66,9 @@ func (d *device) fp8PoolPrefixAt(k8, ks buffer, N, B int, qpos buffer, M int, P,
 }
 
 func (d *device) fp8PoolPrefixRows(k8, ks buffer, N, B int, qpos buffer, M int, P, scratch buffer) error {
+	if d.info.Major*10+d.info.Minor < 89 {
+		return fmt.Errorf("kernels: the FP8 pooling needs compute capability 8.9 or newer; %s has %d.%d", d.info.Name, d.info.Major, d.info.Minor)
+	}
 	if N < 1 || B < 1 || M < 0 {
 		return fmt.Errorf("kernels: fp8PoolPrefix: N = %d keys, blocks of %d, %d rows", N, B, M)
 	}

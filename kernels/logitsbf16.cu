@@ -219,7 +219,7 @@ __device__ __forceinline__ void bf16_logits_body(
     extern "C" __global__ void __launch_bounds__(F8_THREADS, 2) bf16_logits_h##H##_q##QB(               \
         const unsigned short* qb, const unsigned short* kb, const float* w, const int* ke, i64 M,       \
         i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, float* out) {                           \
-        bf16_logits_body<H, QB>(qb, kb, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, out);          \
+        ON_SM90A(bf16_logits_body<H, QB>(qb, kb, w, ke, M, keysPerSplit, ld, rowsPerSeq, seqKeys, out)); \
     }
 BF16_LOGITS(8, 16)
 BF16_LOGITS(16, 8)

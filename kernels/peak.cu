@@ -13,6 +13,7 @@
 // Uses fp8logits.cu's wgmma wrappers (files are concatenated in name order).
 
 extern "C" __global__ void __launch_bounds__(256, 2) fp8_mma_peak(i64 iters, float* __restrict__ out) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(1024) unsigned char pksm[];
     unsigned char* base = pksm + ((1024 - ((u32)__cvta_generic_to_shared(pksm) & 1023)) & 1023);
     // A: one 64 × 128-byte tile per warpgroup; B: 128 × 128 bytes, shared.
@@ -39,4 +40,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) fp8_mma_peak(i64 iters, flo
 #pragma unroll
     for (int j = 0; j < 64; ++j) s += acc[j];
     out[(i64)blockIdx.x * blockDim.x + threadIdx.x] = s;
+#else
+    __trap();
+#endif
 }

@@ -102,12 +102,16 @@ __device__ __forceinline__ void tf_append1(bool take, u32 bits, u32 idx, u32* bk
 // 256-byte L2 prefetch (−4% against __ldg at the prefill shape, NOTES.md);
 // flags & 16 falls back to __ldg for that comparison.
 __device__ __forceinline__ float4 tf_ld(const float4* p, bool plain) {
+#if __CUDA_ARCH__ >= 800
     if (plain) return __ldg(p);
     float4 v;
     asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.f32 {%0, %1, %2, %3}, [%4];\n"
                  : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
                  : "l"(p));
     return v;
+#else
+    return __ldg(p);  // the cache hints need sm_80
+#endif
 }
 
 // tf_filter8: eight elements (ok: bit j set when element j exists; element
