@@ -15,7 +15,11 @@
 //   blocks of up to 31 tiles, B ≤ 1984; open tiles publish their inclusive
 //   prefix too only for longer blocks). With qpos set ("At" mode) only the
 //   rows that routing reads are stored: every block end, the last key, and
-//   each query position (found by warps 2–3 during the look-back).
+//   each query position (found by warps 2–3 during the look-back). The
+//   running sums are not kept in registers: the few tiles that store rows
+//   re-read their tokens from L2 and recompute them in the same order, so a
+//   thread needs 32 registers and 8 CTAs share an SM (1024 tiles, 64K keys,
+//   in one wave on 132 SMs; _c6 and _c4 are the same body at 6 and 4).
 //   FLOPs: N·128 adds. Bytes: N·132 read; N·512 written (dense) or
 //   (⌈N/B⌉ + M)·512 (At); scratch 1 KB per tile, L2-resident.
 //
@@ -134,11 +138,10 @@ __device__ int fr_look_flags(const u32* __restrict__ flags, const float* agg, co
 // qpos (may be null) with M rows, sorted ascending: store only block ends,
 // the last key and query rows. flags [tiles], agg and incl [tiles][128] are
 // the look-back scratch; epoch (30 bits, never 0) tags this launch's flags.
-extern "C" __global__ void __launch_bounds__(FP_THREADS, 4)
-fp8_pool_prefix(const unsigned char* __restrict__ k8, const float* __restrict__ ks, i64 N, i64 B,
-                const i64* __restrict__ qpos, i64 M, float* __restrict__ P, u32* __restrict__ flags,
-                float* __restrict__ agg, float* __restrict__ incl, i64 epoch) {
-#if __CUDA_ARCH__ >= 890
+__device__ __forceinline__ void fp_pool_body(const unsigned char* __restrict__ k8, const float* __restrict__ ks,
+                                             i64 N, i64 B, const i64* __restrict__ qpos, i64 M, float* __restrict__ P,
+                                             u32* __restrict__ flags, float* __restrict__ agg, float* __restrict__ incl,
+                                             i64 epoch) {
     __shared__ float4 fp_tail[8][32];
     __shared__ int fp_reset[8];
     __shared__ float4 fp_carry[32];
@@ -163,25 +166,28 @@ fp8_pool_prefix(const unsigned char* __restrict__ k8, const float* __restrict__ 
     }
     if (tid < 2) fp_mask[tid] = 0u;
 
-    // Segmented running sums over the thread's 8 tokens (restart at block starts).
-    float4 v[8];
+    // Segmented running sums over the thread's 8 tokens (restart at block
+    // starts). The sums are not kept: the rows to store are recomputed from
+    // raw and sc at the end, with the same operations in the same order,
+    // which halves the registers and lets twice the CTAs share an SM.
     float4 run = make_float4(0.f, 0.f, 0.f, 0.f);
     int first = 8;     // the first block start among the 8 tokens
     u32 ends = 0u;     // tokens that end a block
-    i64 rem = u0 % B;
+    u32 starts = 0u;   // tokens that start one
+    int rem = (int)(u0 % B);  // B < 2^31 (the Go side checks)
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const float s = sc[j];
         const u32 a = fr_e4m3x2(raw[j]), b = fr_e4m3x2(raw[j] >> 16);
         if (rem == 0) {
             run = make_float4(0.f, 0.f, 0.f, 0.f);
+            starts |= 1u << j;
             if (first == 8) first = j;
         }
         run.x += fr_h2f(a) * s;
         run.y += fr_h2f(a >> 16) * s;
         run.z += fr_h2f(b) * s;
         run.w += fr_h2f(b >> 16) * s;
-        v[j] = run;
         if (rem == B - 1) ends |= 1u << j;
         rem = rem + 1 == B ? 0 : rem + 1;
     }
@@ -271,20 +277,47 @@ fp8_pool_prefix(const unsigned char* __restrict__ k8, const float* __restrict__ 
 
     const float4 add = needCarry ? fr_add4(off, carry) : off;
     const u32 qm = qpos ? (wp < 4 ? fp_mask[0] >> (wp * 8) : fp_mask[1] >> ((wp - 4) * 8)) : 0xffu;
+    u32 st = 0u;  // the thread's tokens to store
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const i64 u = u0 + j;
-        const bool store = u < N && (((qm | ends) >> j) & 1u || u == N - 1);
-        if (store) {
-            float4 val = v[j];
-            if (j < first) val = fr_add4(val, add);
-            *(float4*)(P + u * 128 + lane * 4) = val;
+    for (int j = 0; j < 8; ++j)
+        if (u0 + j < N && (((qm | ends) >> j) & 1u || u0 + j == N - 1)) st |= 1u << j;
+    if (st != 0u) {  // the same for the whole warp (lanes are dimensions)
+        // The tokens again, from L2 (few tiles store anything in At mode).
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const i64 u = u0 + j;
+            raw[j] = u < N ? __ldcg((const u32*)(k8 + u * 128) + lane) : 0u;
+            sc[j] = u < N ? __ldcg(ks + u) : 0.f;
+        }
+        float4 r = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float s = sc[j];
+            const u32 a = fr_e4m3x2(raw[j]), b = fr_e4m3x2(raw[j] >> 16);
+            if ((starts >> j) & 1u) r = make_float4(0.f, 0.f, 0.f, 0.f);
+            r.x += fr_h2f(a) * s;
+            r.y += fr_h2f(a >> 16) * s;
+            r.z += fr_h2f(b) * s;
+            r.w += fr_h2f(b >> 16) * s;
+            if ((st >> j) & 1u) {
+                const float4 val = j < first ? fr_add4(r, add) : r;
+                *(float4*)(P + (u0 + j) * 128 + lane * 4) = val;
+            }
         }
     }
-#else
-    __trap();
-#endif
 }
+
+// The CTAs an SM is the register budget: 8 (32 registers, one wave of 1024
+// tiles on 132 SMs), 6 (40) or 4 (56, the earlier bound), for comparison.
+#define FP_POOL_KERNEL(NAME, CTAS)                                                                          \
+    extern "C" __global__ void __launch_bounds__(FP_THREADS, CTAS)                                         \
+        NAME(const unsigned char* k8, const float* ks, i64 N, i64 B, const i64* qpos, i64 M, float* P,     \
+             u32* flags, float* agg, float* incl, i64 epoch) {                                             \
+        ON_SM89(fp_pool_body(k8, ks, N, B, qpos, M, P, flags, agg, incl, epoch));                          \
+    }
+FP_POOL_KERNEL(fp8_pool_prefix, 8)
+FP_POOL_KERNEL(fp8_pool_prefix_c6, 6)
+FP_POOL_KERNEL(fp8_pool_prefix_c4, 4)
 
 __device__ __forceinline__ void fr_cp_async16(void* smem, const void* gmem) {
     const u32 a = (u32)__cvta_generic_to_shared(smem);

@@ -88,9 +88,17 @@ func (d *device) fp8PoolPrefixRows(k8, ks buffer, N, B int, qpos buffer, M int, 
 	for ep == 0 {
 		ep = fp8PoolEpoch.Add(1) & 0x3fffffff
 	}
-	return d.launch("fp8_pool_prefix", dims{tiles, 1, 1}, fp8PoolThreads, 0,
+	name := "fp8_pool_prefix"
+	if fp8PoolCTAs != 0 {
+		name = fmt.Sprintf("fp8_pool_prefix_c%d", fp8PoolCTAs)
+	}
+	return d.launch(name, dims{tiles, 1, 1}, fp8PoolThreads, 0,
 		k8, ks, N, B, qpos, M, P, flags, agg, incl, int64(ep))
 }
+
+// fp8PoolCTAs picks the pooling kernel built for 6 or 4 CTAs an SM instead
+// of the default 8 (tests and benchmarks compare them).
+var fp8PoolCTAs int
 
 // fp8RouteArgs are the operands of one fp8_route launch.
 type fp8RouteArgs struct {

@@ -236,6 +236,42 @@ func runFP8Router(g *GPU, c *fp8RouterCase, h int, at, reference bool) (P []floa
 	return P, out, err
 }
 
+// The pooling kernel built for 6 and 4 CTAs an SM (more registers) must
+// write the same bits as the default one, dense and At mode, for blocks of
+// at most 31 tiles (longer ones associate their look-back sums by timing).
+func TestFP8PoolVariants(t *testing.T) {
+	g := testGPU(t)
+	if g.d.info.Major*10+g.d.info.Minor < 89 {
+		t.Skipf("%s: the FP8 pooling needs compute capability 8.9", g.d.info.Name)
+	}
+	rng := rand.New(rand.NewPCG(2026, 11))
+	defer func() { fp8PoolCTAs = 0 }()
+	for _, k := range []struct{ N, M, B int }{{5111, 37, 1024}, {3000, 17, 100}, {1500, 13, 1}, {2048, 25, 1984}, {65536, 64, 1024}} {
+		c := newFP8RouterCase(rng, 8, k.N, k.M, k.B, nil)
+		for _, at := range []bool{false, true} {
+			t.Run(fmt.Sprintf("N=%d/B=%d/at=%v", k.N, k.B, at), func(t *testing.T) {
+				fp8PoolCTAs = 0
+				want, _, err := runFP8Router(g, c, 1, at, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ctas := range []int{6, 4} {
+					fp8PoolCTAs = ctas
+					got, _, err := runFP8Router(g, c, 1, at, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%d CTAs an SM: P[%d][%d] = %v, the default kernel wrote %v", ctas, i/128, i%128, got[i], want[i])
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
 func TestFP8RouterMatchesReference(t *testing.T) {
 	g := testGPU(t)
 	if g.d.info.Major*10+g.d.info.Minor < 89 {
@@ -516,6 +552,16 @@ func BenchmarkFP8Router(b *testing.B) {
 		stages := []stage{
 			{"new/pool-prefix", float64(N) * (132 + 512), poolDense},
 			{"new/pool-prefix-at", float64(N)*132 + float64(N/B+M)*512, poolAt},
+			{"new/pool-prefix-at-c6", float64(N)*132 + float64(N/B+M)*512, func() error {
+				fp8PoolCTAs = 6 // 40 registers, 6 CTAs an SM
+				defer func() { fp8PoolCTAs = 0 }()
+				return poolAt()
+			}},
+			{"new/pool-prefix-at-c4", float64(N)*132 + float64(N/B+M)*512, func() error {
+				fp8PoolCTAs = 4 // the bound of the kernel before (4 CTAs an SM)
+				defer func() { fp8PoolCTAs = 0 }()
+				return poolAt()
+			}},
 			{"new/route", float64(M*H*128 + M*h*136), route},
 			{"new/total-at", 0, func() error {
 				if err := poolAt(); err != nil {
