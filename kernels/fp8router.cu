@@ -79,24 +79,36 @@ __device__ __forceinline__ void fr_st_release(u32* p, u32 v) {
     asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 
-// fr_lower_bound: the first i in [0, n) with a[i] ≥ x (n if none), a sorted
-// ascending; a 32-way search by the whole warp (two rounds at n = 1024).
-__device__ i64 fr_lower_bound(const i64* __restrict__ a, i64 n, i64 x, int lane) {
-    i64 lo = 0, hi = n;
-    while (lo < hi) {
-        const i64 step = (hi - lo + 31) / 32;
-        const i64 p = lo + (i64)lane * step;
-        const bool less = p < hi && a[p] < x;
-        const int c = __popc(__ballot_sync(0xffffffffu, less));
-        if (c == 0) {
-            hi = lo;
-        } else {
-            const i64 base = lo;
-            lo = base + (i64)(c - 1) * step + 1;
-            hi = min(hi, base + (i64)c * step);
+// fr_lower_bound2: for x0 and x1, the first i in [0, n) with a[i] ≥ x (n if
+// none), a sorted ascending; two 32-way searches by the whole warp whose
+// loads go out together (two rounds each at n = 1024).
+__device__ void fr_lower_bound2(const i64* __restrict__ a, i64 n, i64 x0, i64 x1, int lane, i64& r0, i64& r1) {
+    i64 lo[2] = {0, 0}, hi[2] = {n, n};
+    const i64 x[2] = {x0, x1};
+    while (lo[0] < hi[0] || lo[1] < hi[1]) {
+        i64 step[2];
+        bool less[2];
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+            step[s] = (hi[s] - lo[s] + 31) / 32;
+            const i64 p = lo[s] + (i64)lane * step[s];
+            less[s] = lo[s] < hi[s] && p < hi[s] && a[p] < x[s];
+        }
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+            const int c = __popc(__ballot_sync(0xffffffffu, less[s]));
+            if (lo[s] >= hi[s]) continue;
+            if (c == 0) {
+                hi[s] = lo[s];
+            } else {
+                const i64 base = lo[s];
+                lo[s] = base + (i64)(c - 1) * step[s] + 1;
+                hi[s] = min(hi[s], base + (i64)c * step[s]);
+            }
         }
     }
-    return lo;
+    r0 = lo[0];
+    r1 = lo[1];
 }
 
 // fr_poll: lane l watches tile j − l until the nearest tile with an
@@ -146,7 +158,6 @@ __device__ __forceinline__ void fp_pool_body(const unsigned char* __restrict__ k
     __shared__ int fp_reset[8];
     __shared__ float4 fp_carry[32];
     __shared__ u32 fp_mask[2];
-    __shared__ i64 fp_range[2];
     __shared__ int fp_first;
     const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5;
     const i64 tile = blockIdx.x, t0 = tile * FP_TILE, u0 = t0 + wp * 8;
@@ -232,10 +243,11 @@ __device__ __forceinline__ void fp_pool_body(const unsigned char* __restrict__ k
             if (lane == 0) fp_first = f;
         }
     } else if (qpos && wp <= 3) {
-        const i64 lb = fr_lower_bound(qpos, M, t0 + (wp - 2) * FP_TILE, lane);
-        if (lane == 0) fp_range[wp - 2] = lb;
-        asm volatile("bar.sync 1, 64;\n" ::: "memory");
-        const i64 lo = fp_range[0], hi = fp_range[1];
+        // Each of the two warps finds both ends itself rather than trading
+        // them through a named barrier (racecheck reported hazards after
+        // one; NOTES.md).
+        i64 lo, hi;
+        fr_lower_bound2(qpos, M, t0, t0 + FP_TILE, lane, lo, hi);
         for (i64 i0 = lo + (tid - 64); i0 < hi; i0 += 4 * 64) {
             i64 p[4];
 #pragma unroll
