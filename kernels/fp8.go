@@ -139,8 +139,8 @@ func (d *device) fp8Logits(a fp8Args) error {
 		name, threads = fmt.Sprintf("fp8x_logits_h%d_q%d_w%d", a.heads, qb, nw), 128*nw+32
 	}
 	if a.nostore {
-		if (v != 8 && v != 12) || a.single || qb*a.heads != 128 {
-			return fmt.Errorf("kernels: the no-store diagnostic exists for versions 8 and 12 in tile mode only")
+		if (v != 8 && v != 12) || a.single || (a.heads != 64 && a.heads != 8) {
+			return fmt.Errorf("kernels: the no-store diagnostic exists for versions 8 and 12, 64 or 8 heads, tile mode only")
 		}
 		name = fmt.Sprintf("fp8%sd_logits_h%d_q%d", map[int]string{8: "q", 12: "r"}[v], a.heads, qb)
 	}

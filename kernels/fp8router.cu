@@ -185,7 +185,7 @@ __device__ __forceinline__ void fp_pool_body(const unsigned char* __restrict__ k
     int first = 8;     // the first block start among the 8 tokens
     u32 ends = 0u;     // tokens that end a block
     u32 starts = 0u;   // tokens that start one
-    int rem = (int)(u0 % B);  // B < 2^31 (the Go side checks)
+    int rem = (int)(u0 % B);  // < N, and P (N·512 bytes) keeps N far below 2^31
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const float s = sc[j];
