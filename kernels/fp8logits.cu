@@ -682,12 +682,26 @@ __device__ __forceinline__ void f8s_col(int n, int& q, int& h) {
     }
 }
 
-template <int HEADS, int QB, int SW, int PERM, bool NS = false>
+// f8f_params: fp8select.cu's filter. Instead of storing row m's logits, the
+// kernel appends the (float bits, key) pairs of the keys s < ke[m] whose
+// logit is not below thr[m] to region (m·gridDim.y + blockIdx.y)·64 +
+// warp·8 + lane/4 of pairs (capReg entries each: every lane group of every
+// warp of every split has its own; the count, which may exceed capReg, goes
+// to counts at the same index).
+struct f8f_params {
+    const float* thr;
+    uint2* pairs;
+    int* counts;
+    i64 capReg;
+};
+
+template <int HEADS, int QB, int SW, int PERM, bool NS = false, bool FT = false>
 __device__ __forceinline__ void fp8s_logits_body(
     const unsigned char* __restrict__ q8, const unsigned char* __restrict__ k8,
     const float* __restrict__ ks, const float* __restrict__ w, const int* __restrict__ ke,
     i64 M, i64 keysPerSplit, i64 ld, i64 rowsPerSeq, i64 seqKeys, const int* __restrict__ kidx, i64 kidxLd,
-    float* __restrict__ out) {
+    float* __restrict__ out, f8f_params fp = {}) {
+    static_assert(!FT || PERM == 3, "the filter is version 12's epilogue");
     constexpr int COLS = QB * HEADS;  // wgmma N
     constexpr int NT = COLS / 8;      // n-tiles per thread
     constexpr int NTQ = HEADS / 8;    // n-tiles per query
@@ -717,8 +731,40 @@ __device__ __forceinline__ void fp8s_logits_body(
     i64 kmax = 0;
     for (int r = 0; r < nq; ++r) kmax = max(kmax, (i64)ke[m0 + r]);
     const i64 s0 = (i64)blockIdx.y * keysPerSplit;
+    if constexpr (FT) {
+        if (s0 >= kmax) {  // every lane's regions of this split are empty
+            for (int i = tid; i < nq * 64; i += F8_THREADS)
+                fp.counts[((m0 + i / 64) * gridDim.y + blockIdx.y) * 64 + i % 64] = 0;
+            return;
+        }
+    }
     if (s0 >= kmax) return;
     const i64 s1 = min(s0 + keysPerSplit, kmax);
+    // FT: the thresholds, key ends and survivor counts of the lane's queries
+    // (those of its accumulator columns; see the filter below), in registers.
+    constexpr int FQ = QB >= 4 ? QB / 4 : 1;
+    float fthr[FQ];
+    int fend[FQ];
+    u32 fcnt[FQ];
+    // FT: the lane's region index within a query's row of regions:
+    // (split, warp, lane >> 2), 64 a split; the region of its first query
+    // (fbase) and the distance to the next one's (fstep entries, QB ≥ 4).
+    const i64 freg = ((i64)blockIdx.y * 8 + warp) * 8 + (lane >> 2);
+    uint2* fbase = nullptr;
+    u32 fstep = 0u, fcap = 0u;
+    if constexpr (FT) {
+        fbase = fp.pairs + ((m0 + (lane & 3)) * (i64)gridDim.y * 64 + freg) * fp.capReg;
+        fstep = 4u * gridDim.y * 64u * (u32)fp.capReg;
+        fcap = (u32)fp.capReg;
+#pragma unroll
+        for (int t = 0; t < FQ; ++t) {
+            const int qi = QB >= 4 ? 4 * t + (lane & 3) : (lane & 3);
+            const bool live = (QB >= 4 || (lane & 3) < QB) && qi < nq;
+            fthr[t] = live ? fp.thr[m0 + qi] : 0.f;
+            fend[t] = live ? (int)min(s1, (i64)ke[m0 + qi]) : 0;
+            fcnt[t] = 0u;
+        }
+    }
     const int ntiles = (int)((s1 - s0 + F8S_KT - 1) / F8S_KT);
     const int* kx = kidx ? kidx + m0 * kidxLd : (const int*)0;
     // v12's paired stores need 8-byte aligned rows (the pair's first key is even).
@@ -869,7 +915,29 @@ __device__ __forceinline__ void fp8s_logits_body(
                     }
                 }
             }
-            if constexpr (PERM == 3) {
+            if constexpr (FT) {
+                // The filter (fp8select.cu): keys ko and ko + 1 of query qi
+                // survive when below its key end and not below its
+                // threshold. Each lane appends to its own region of the
+                // query's split (a slot is the lane's own count: no ballots
+                // or atomics, about as many instructions as the stores).
+                const int ko = 16 * w4 + 2 * (lane >> 2);
+                const int sa = (int)(tb + ko);
+                const float sca = myS[st * F8S_KT + ko], scb = myS[st * F8S_KT + ko + 1];
+#pragma unroll
+                for (int t = 0; t < QPL; ++t) {
+                    // Straight-line, predicated: a branch per query cost
+                    // more than the stores it skips (NOTES.md).
+                    const float va = pv[0][t] * sca, vb = pv[1][t] * scb;
+                    const bool ka = sa < fend[t] && !(va < fthr[t]);
+                    const bool kb = sa + 1 < fend[t] && !(vb < fthr[t]);
+                    uint2* reg = fbase + t * fstep;
+                    const u32 c0 = fcnt[t], c1 = c0 + (u32)ka;
+                    if (ka && c0 < fcap) reg[c0] = make_uint2(__float_as_uint(va), (u32)sa);
+                    if (kb && c1 < fcap) reg[c1] = make_uint2(__float_as_uint(vb), (u32)(sa + 1));
+                    fcnt[t] = c1 + (u32)kb;
+                }
+            } else if constexpr (PERM == 3) {
                 // Keys ko and ko + 1 of the tile: one 8-byte store a query
                 // where the row allows it.
                 const int ko = 16 * w4 + 2 * (lane >> 2);
@@ -930,6 +998,13 @@ __device__ __forceinline__ void fp8s_logits_body(
     }
     if constexpr (NS) {
         if (sink == 3.402823466e38f) out[0] = sink;
+    }
+    if constexpr (FT) {
+#pragma unroll
+        for (int t = 0; t < FQ; ++t) {
+            const int qi = QB >= 4 ? 4 * t + (lane & 3) : (lane & 3);
+            if ((QB >= 4 || (lane & 3) < QB) && qi < nq) fp.counts[(m0 + qi) * (i64)gridDim.y * 64 + freg] = (int)fcnt[t];
+        }
     }
 }
 

@@ -114,13 +114,14 @@ __device__ __forceinline__ float4 tf_ld(const float4* p, bool plain) {
 #endif
 }
 
-// tf_filter8: eight elements (ok: bit j set when element j exists; element
-// j's index is id0 + (j / 4)·4·TF_THREADS + (j % 4)·step). The common case
+// tf_filter8: eight elements (ok: bit j set when element j exists). The common case
 // is eight float compares and one vote. Otherwise the accepted elements of
 // the warp get consecutive slots from one warp scan and one shared atomic;
 // the lane whose reservation ends above trig sets over.
-__device__ __forceinline__ void tf_filter8(const float (&v)[8], u32 id0, u32 step, u32 ok, float thrF, u32 T,
-                                           u32 iw, u32* bk, u32* bi, u32* cnt, u32 trig, bool& over) {
+// idOf(j) is element j's index (a row index, or a candidate position).
+template <class IdF>
+__device__ __forceinline__ void tf_filter8(const float (&v)[8], IdF idOf, u32 ok, float thrF, u32 T, u32 iw, u32* bk,
+                                           u32* bi, u32* cnt, u32 trig, bool& over) {
     bool any = false;
 #pragma unroll
     for (int j = 0; j < 8; ++j) any |= !(v[j] < thrF);  // missing elements are masked below
@@ -135,8 +136,7 @@ __device__ __forceinline__ void tf_filter8(const float (&v)[8], u32 id0, u32 ste
     if (__any_sync(0xffffffffu, eqm != 0u)) {
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            const u32 id = id0 + (u32)(j >> 2) * (4u * TF_THREADS) + (u32)(j & 3) * step;
-            if (((eqm >> j) & 1u) && tf_sel(score_key(v[j]), id, T, iw)) pm |= 1u << j;
+            if (((eqm >> j) & 1u) && tf_sel(score_key(v[j]), idOf(j), T, iw)) pm |= 1u << j;
         }
     }
     pm &= ok;
@@ -155,7 +155,7 @@ __device__ __forceinline__ void tf_filter8(const float (&v)[8], u32 id0, u32 ste
     for (int j = 0; j < 8; ++j) {
         if ((pm >> j) & 1u) {
             bk[base] = __float_as_uint(v[j]);
-            bi[base] = id0 + (u32)(j >> 2) * (4u * TF_THREADS) + (u32)(j & 3) * step;
+            bi[base] = idOf(j);
             ++base;
         }
     }
@@ -275,6 +275,46 @@ __device__ __forceinline__ void tf_compact(u32* bk, u32* bi, u32 M, u32 T, u32 i
     __syncthreads();
 }
 
+// tf_write_sorted writes the indices of the buffer entries [0, M) at or
+// above W = (T, iw), which lie in [lo, hi), to o in ascending order through
+// bitmap windows of TF_WIN indices (a block scan of word popcounts gives
+// each index its slot). Returns how many it wrote. Every thread calls it.
+__device__ __forceinline__ u32 tf_write_sorted(const u32* bk, const u32* bi, u32 M, u32 T, u32 iw, int lo, int hi,
+                                               u32* hist, tf_state* st, int* o) {
+    const u32 t = threadIdx.x;
+    u32 written = 0u;
+    for (int w = lo; w < hi; w += TF_WIN) {
+        for (u32 b = t; b < TF_BINS; b += TF_THREADS) hist[b] = 0u;
+        __syncthreads();
+        for (u32 e = t; e < M; e += TF_THREADS) {
+            const u32 idx = bi[e];
+            const u32 off = idx - (u32)w;
+            if (off < (u32)TF_WIN && tf_sel(tf_key(bk[e]), idx, T, iw)) atomicOr(&hist[off >> 5], 1u << (off & 31u));
+        }
+        __syncthreads();
+        u32 wd[TF_BPT];
+        u32 sum = 0u;
+#pragma unroll
+        for (int j = 0; j < TF_BPT; ++j) {
+            wd[j] = hist[TF_BPT * t + (u32)j];
+            sum += (u32)__popc(wd[j]);
+        }
+        u32 tot;
+        u32 pos = written + block_exclusive_scan(sum, &tot, st->scan);
+#pragma unroll
+        for (int j = 0; j < TF_BPT; ++j) {
+            u32 x = wd[j];
+            while (x) {
+                const int b = __ffs(x) - 1;
+                x &= x - 1u;
+                o[pos++] = w + 32 * (int)(TF_BPT * t + (u32)j) + b;
+            }
+        }
+        written += tot;
+    }
+    return written;
+}
+
 // tf_refill: the buffer passed trig: select and compact, new threshold.
 #define TF_REFILL()                                                            \
     {                                                                          \
@@ -291,7 +331,8 @@ __device__ __forceinline__ void tf_compact(u32* bk, u32* bi, u32 M, u32 T, u32 i
 extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
 topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__ cand, i64 candLd,
                const int* __restrict__ lens, i64 k, int* __restrict__ out, i64 outLd,
-               int* __restrict__ outCount, i64 parts, i64 cap, i64 flags) {
+               int* __restrict__ outCount, i64 parts, i64 cap, i64 flags, const int* __restrict__ gate) {
+    if (gate && *gate == 0) return;  // a fallback launch with nothing to redo
     extern __shared__ __align__(16) u32 tf_smem[];
     __shared__ tf_state st;
     u32* hist = tf_smem;            // TF_BINS words; the output bitmap at the end
@@ -312,6 +353,10 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
     int* o = out + row * outLd + part * k;
     if (part == 0 && threadIdx.x == 0) outCount[row] = (int)(P == 1 ? (n < k ? n : k) : P * k);
     const int len = hi - lo;
+    if ((flags & 64) && (i64)len <= k) {  // keep every key
+        if (threadIdx.x == 0) o[0] = __float_as_int(-__int_as_float(0x7f800000));
+        return;
+    }
     if ((i64)len <= k) {
         for (int i = lo + (int)threadIdx.x; i < hi; i += TF_THREADS) o[i - lo] = c ? c[i] : i;
         return;
@@ -411,7 +456,8 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
         const float v_[8] = {X_.x, X_.y, X_.z, X_.w, Y_.x, Y_.y, Y_.z, Y_.w};              \
         const u32 a_ = ibase + 4u * (u32)q_;                                               \
         const u32 ok_ = (q_ < m4 ? 15u : 0u) | (q_ + TF_THREADS < m4 ? 240u : 0u);         \
-        tf_filter8(v_, a_, 1u, ok_, thrF, T, iw, bk, bi, &st.count, trig, over);           \
+        tf_filter8(v_, [&](int j) { return a_ + (u32)(j >> 2) * (4u * TF_THREADS) + (u32)(j & 3); }, ok_, \
+                   thrF, T, iw, bk, bi, &st.count, trig, over);                                         \
         TF_LOAD(X_, Y_, (ch) + 2);                                                         \
         if (__syncthreads_or(over)) TF_REFILL();                                           \
     }
@@ -438,7 +484,8 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
                         ok |= 1u << j;
                     }
                 }
-                tf_filter8(v, (u32)p0, TF_THREADS, ok, thrF, T, iw, bk, bi, &st.count, trig, over);
+                tf_filter8(v, [&](int j) { return (u32)p0 + (u32)j * TF_THREADS; }, ok, thrF, T, iw, bk, bi, &st.count,
+                           trig, over);
                 if (__syncthreads_or(over)) TF_REFILL();
             }
         }
@@ -459,39 +506,13 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
     const u64 W = tf_select(bk, bi, M, K, K, maxIdx, hist, &st);
     T = (u32)(W >> 32);
     iw = (u32)W;
-
-    // Ascending output through bitmap windows of TF_WIN indices.
-    const u32 t = threadIdx.x;
-    u32 written = 0u;
-    for (int w = lo; w < hi; w += TF_WIN) {
-        for (u32 b = t; b < TF_BINS; b += TF_THREADS) hist[b] = 0u;
-        __syncthreads();
-        for (u32 e = t; e < M; e += TF_THREADS) {
-            const u32 idx = bi[e];
-            const u32 off = idx - (u32)w;
-            if (off < (u32)TF_WIN && tf_sel(tf_key(bk[e]), idx, T, iw)) atomicOr(&hist[off >> 5], 1u << (off & 31u));
-        }
-        __syncthreads();
-        u32 wd[TF_BPT];
-        u32 sum = 0u;
-#pragma unroll
-        for (int j = 0; j < TF_BPT; ++j) {
-            wd[j] = hist[TF_BPT * t + (u32)j];
-            sum += (u32)__popc(wd[j]);
-        }
-        u32 tot;
-        u32 pos = written + block_exclusive_scan(sum, &tot, st.scan);
-#pragma unroll
-        for (int j = 0; j < TF_BPT; ++j) {
-            u32 x = wd[j];
-            while (x) {
-                const int b = __ffs(x) - 1;
-                x &= x - 1u;
-                o[pos++] = w + 32 * (int)(TF_BPT * t + (u32)j) + b;
-            }
-        }
-        written += tot;
+    if (flags & 64) {  // the k-th value itself (fp8select.cu's threshold)
+        if (threadIdx.x == 0) o[0] = __float_as_int(tf_key_float(T));
+        return;
     }
+
+    const u32 written = tf_write_sorted(bk, bi, M, T, iw, lo, hi, hist, &st, o);
+    const u32 t = threadIdx.x;
     if (c) {
         // Candidate mode: positions were written above; map them to key
         // indices in one coalesced pass (each thread's c[] loads are
@@ -499,4 +520,143 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
         __syncthreads();
         for (u32 p = t; p < written; p += TF_THREADS) o[p] = c[o[p]];
     }
+}
+
+// topk_fast_pairs: the same selection over the survivors of fp8select.cu's
+// filtered logits kernel instead of a row of scores. Row r's survivors are
+// (float bits, key index) pairs in nreg regions of capReg entries,
+// pairs[(r·nreg + g)·capReg …], with counts[r·nreg + g] entries each (more
+// than capReg: the region overflowed). The regions are read as one list (a
+// block scan of their counts in shared memory, after the buffer) through the
+// same threshold filter, starting at W = (key of thr[r], any index), and the
+// k best (of lens[r] keys) are written in ascending index order as
+// topk_fast_rows writes them. When all the pairs fit the buffer (the usual
+// case) they are copied in as they are and only counted against W. The pairs hold every key at or above thr[r]
+// only if no region overflowed; the selection is exact only if at least k
+// of them reach W. A row where either fails increments *fail and writes
+// nothing: the caller's fallback (the full logits and topk_fast_rows,
+// launched with gate = fail) redoes every row.
+extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
+topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restrict__ counts, i64 nreg,
+                const float* __restrict__ thr, const int* __restrict__ lens, i64 k, int* __restrict__ out, i64 outLd,
+                int* __restrict__ outCount, i64 cap, int* __restrict__ fail) {
+    extern __shared__ __align__(16) u32 tf_smem[];
+    __shared__ tf_state st;
+    u32* hist = tf_smem;
+    u32* bk = tf_smem + TF_BINS;
+    u32* bi = bk + cap;
+    u32* pre = bi + cap;  // nreg + 1 region starts
+
+    const i64 row = blockIdx.x;
+    const int n = lens[row];
+    int* o = out + row * outLd;
+    const int tid = threadIdx.x;
+    if (tid == 0) outCount[row] = (int)(n < k ? n : k);
+    if ((i64)n <= k) {
+        for (int i = tid; i < n; i += TF_THREADS) o[i] = i;
+        return;
+    }
+    const u32 K = (u32)k;
+    const u32 trig = (u32)cap - TF_CHUNK;
+    const u32 goal = K + ((u32)cap - K - TF_CHUNK) / 2u;
+    const u32 maxIdx = (u32)(n - 1);
+    u32 T = score_key(thr[row]), iw = 0xffffffffu;
+    float thrF = tf_key_float(T);
+    bool over = false, guessed = true;
+    if (tid == 0) st.count = 0u;
+    // Region starts: thread t sums regions [t·E, t·E + E).
+    const int R = (int)nreg, E = (R + TF_THREADS - 1) / TF_THREADS;
+    const int* cr = counts + row * nreg;
+    u32 sum = 0u;
+    bool overflow = false;
+    for (int g = tid * E; g < min(R, tid * E + E); ++g) {
+        const int c = cr[g];
+        overflow |= (i64)c > capReg;
+        sum += (u32)min((i64)c, capReg);
+    }
+    u32 total;
+    u32 run = block_exclusive_scan(sum, &total, st.scan);
+    for (int g = tid * E; g < min(R, tid * E + E); ++g) {
+        pre[g] = run;
+        run += (u32)min((i64)cr[g], capReg);
+    }
+    if (tid == 0) pre[R] = total;
+    if (__syncthreads_or(overflow)) {
+        if (tid == 0) atomicAdd(fail, 1);
+        return;
+    }
+    const uint2* src = pairs + row * nreg * capReg;
+    if (total <= (u32)cap) {
+        // The usual case: every pair fits the buffer. Warp w copies regions
+        // w, w + 16, … (four at a time, so that their loads overlap) to
+        // their places; then the threshold is verified as below.
+        const int warp = tid >> 5, lane = tid & 31;
+        for (int g0 = warp; g0 < R; g0 += 4 * (TF_THREADS / 32)) {
+            uint2 x[4];
+            u32 at[4], n4[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int g = g0 + u * (TF_THREADS / 32);
+                n4[u] = g < R ? pre[g + 1] - pre[g] : 0u;
+                at[u] = g < R ? pre[g] : 0u;
+                if ((u32)lane < n4[u]) x[u] = __ldcs(src + (i64)g * capReg + lane);
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                if ((u32)lane < n4[u]) {
+                    bk[at[u] + lane] = x[u].x;
+                    bi[at[u] + lane] = x[u].y;
+                }
+                const int g = g0 + u * (TF_THREADS / 32);
+                for (u32 i = 32u + (u32)lane; i < n4[u]; i += 32u) {
+                    const uint2 y = __ldcs(src + (i64)g * capReg + i);
+                    bk[at[u] + i] = y.x;
+                    bi[at[u] + i] = y.y;
+                }
+            }
+        }
+        u32 c = 0u;
+        __syncthreads();
+        for (u32 e = (u32)tid; e < total; e += TF_THREADS) c += tf_key(bk[e]) >= T;
+        u32 reach;
+        block_exclusive_scan(c, &reach, st.scan);
+        if (reach < K) {
+            if (tid == 0) atomicAdd(fail, 1);
+            return;
+        }
+        const u64 W = tf_select(bk, bi, total, K, K, maxIdx, hist, &st);
+        tf_write_sorted(bk, bi, total, (u32)(W >> 32), (u32)W, 0, n, hist, &st, o);
+        return;
+    }
+    for (u32 c0 = 0; c0 < total; c0 += TF_CHUNK) {
+        float v[8];
+        u32 id[8], ok = 0u;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const u32 e = c0 + (u32)(j * TF_THREADS + tid);
+            uint2 x = make_uint2(0u, 0u);
+            if (e < total) {
+                int lo = 0, hi = R;  // the last region starting at or before e
+                while (hi - lo > 1) {
+                    const int mid = (lo + hi) >> 1;
+                    if (pre[mid] <= e) lo = mid;
+                    else hi = mid;
+                }
+                x = __ldcs(src + (i64)lo * capReg + (e - pre[lo]));
+                ok |= 1u << j;
+            }
+            v[j] = __uint_as_float(x.x);
+            id[j] = x.y;
+        }
+        tf_filter8(v, [&](int j) { return id[j]; }, ok, thrF, T, iw, bk, bi, &st.count, trig, over);
+        if (__syncthreads_or(over)) TF_REFILL();
+    }
+    __syncthreads();
+    if (guessed && st.count < K) {
+        if (tid == 0) atomicAdd(fail, 1);
+        return;
+    }
+    const u32 M = st.count;
+    const u64 W = tf_select(bk, bi, M, K, K, maxIdx, hist, &st);
+    tf_write_sorted(bk, bi, M, (u32)(W >> 32), (u32)W, 0, n, hist, &st, o);
 }

@@ -46,6 +46,13 @@ func (d *device) topkFastParts(rows, maxLen, k int) int {
 // CTAs and merged by a second launch, through a scratch buffer kept per
 // device. A k whose buffer does not fit in shared memory falls back to topk.
 func (d *device) topkFast(scores buffer, ld int, cand buffer, candLd int, lens buffer, rows, k int, out buffer, outLd int, outCount buffer) error {
+	return d.topkFastGated(scores, ld, cand, candLd, lens, rows, k, out, outLd, outCount, buffer{})
+}
+
+// topkFastGated is topkFast whose launches do nothing while the int32 at
+// gate is zero (fp8select.go's fallback); the zero buffer runs them always.
+// The fallback to topk takes no gate.
+func (d *device) topkFastGated(scores buffer, ld int, cand buffer, candLd int, lens buffer, rows, k int, out buffer, outLd int, outCount buffer, gate buffer) error {
 	if rows <= 0 {
 		return nil
 	}
@@ -54,6 +61,9 @@ func (d *device) topkFast(scores buffer, ld int, cand buffer, candLd int, lens b
 	}
 	smem := topkFastSmem(k)
 	if smem+256 > d.smemOptin { // 160 B of static shared memory too
+		if gate.p != 0 {
+			return fmt.Errorf("kernels: top-k of %d does not fit the fast kernel, which a gated launch needs", k)
+		}
 		return d.topk(scores, ld, cand, candLd, lens, rows, k, out, outLd, outCount)
 	}
 	capacity := topkFastCap(k)
@@ -69,7 +79,7 @@ func (d *device) topkFast(scores buffer, ld int, cand buffer, candLd int, lens b
 	flags |= topkFastDiag
 	if parts == 1 {
 		return d.launch("topk_fast_rows", dims{rows, 1, 1}, topkFastThreads, smem,
-			scores, ld, cand, candLd, lens, k, out, outLd, outCount, 1, capacity, flags)
+			scores, ld, cand, candLd, lens, k, out, outLd, outCount, 1, capacity, flags, gate)
 	}
 	w := parts * k
 	idxBytes := int64(rows) * int64(w) * 4
@@ -80,11 +90,11 @@ func (d *device) topkFast(scores buffer, ld int, cand buffer, candLd int, lens b
 	idx := buffer{p: scratch.p, bytes: idxBytes}
 	cnt := buffer{p: scratch.p + cu.DevicePtr(idxBytes), bytes: int64(rows) * 4}
 	if err := d.launch("topk_fast_rows", dims{rows, parts, 1}, topkFastThreads, smem,
-		scores, ld, cand, candLd, lens, k, idx, w, cnt, parts, capacity, flags); err != nil {
+		scores, ld, cand, candLd, lens, k, idx, w, cnt, parts, capacity, flags, gate); err != nil {
 		return err
 	}
 	return d.launch("topk_fast_rows", dims{rows, 1, 1}, topkFastThreads, smem,
-		scores, ld, idx, w, cnt, k, out, outLd, outCount, 1, capacity, flags)
+		scores, ld, idx, w, cnt, k, out, outLd, outCount, 1, capacity, flags, gate)
 }
 
 // topkFastNoGuess turns the sampled first threshold off (tests, benchmarks);

@@ -73,6 +73,12 @@ type CaseResult struct {
 	// Recall is the mean over rows of |set ∩ DSA's| / |DSA's| on the same inputs.
 	Recall  float64 `json:"recall"`
 	Speedup float64 `json:"speedup"` // DSA's median over this one's
+	// SpeedupBest is the faster DSA pipeline's median (dsa or dsa+fused)
+	// over this one's.
+	SpeedupBest float64 `json:"speedup_best_dsa,omitempty"`
+	// Fallbacks counts the rows a fused selection could not decide from its
+	// survivors (fp8select.cu), which sent the run to the unfused pipeline.
+	Fallbacks int `json:"fallbacks,omitempty"`
 }
 
 // CompareReport is the whole run.

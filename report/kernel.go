@@ -85,7 +85,7 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 	}
 	header := []string{"model", "H", "mode", "ctx", "rows", "method", "median ms (min–max)"}
 	header = append(header, kernelStages...)
-	header = append(header, "logits TFLOP/s", "% tensor", "GB/s", "% copy", "recall", "speedup")
+	header = append(header, "logits TFLOP/s", "% tensor", "GB/s", "% copy", "recall", "speedup", "vs best DSA")
 	text := map[int]bool{0: true, 2: true, 5: true} // model, mode, method
 	align := make([]tw.Align, len(header))
 	for i := range align {
@@ -96,7 +96,11 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 	}
 	rows := make([][]string, 0, len(r.Cases))
 	for _, c := range r.Cases {
-		row := []string{c.Model, strconv.Itoa(c.H), c.Mode, CtxLabel(c.Ctx), strconv.Itoa(c.Rows), c.Method,
+		method := c.Method
+		if c.Fallbacks > 0 {
+			method += fmt.Sprintf(" [fallback: %d rows]", c.Fallbacks)
+		}
+		row := []string{c.Model, strconv.Itoa(c.H), c.Mode, CtxLabel(c.Ctx), strconv.Itoa(c.Rows), method,
 			fmt.Sprintf("%s (%s–%s)", fmtMs(c.MedianMs), fmtMs(c.MinMs), fmtMs(c.MaxMs))}
 		for _, s := range kernelStages {
 			if ms, ok := stageMs(c.Stages, s); ok {
@@ -117,7 +121,7 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 		} else {
 			row = append(row, dash)
 		}
-		row = append(row, finite(c.Recall, "%.4f"), positive(c.Speedup, "%.2f×"))
+		row = append(row, finite(c.Recall, "%.4f"), positive(c.Speedup, "%.2f×"), positive(c.SpeedupBest, "%.2f×"))
 		rows = append(rows, row)
 	}
 	t := tablewriter.NewTable(w,
@@ -131,7 +135,8 @@ func KernelTable(w io.Writer, r *kernels.CompareReport) error {
 		return fmt.Errorf("kernel table: %w", err)
 	}
 	const legend = "times are medians over the repetitions (CUDA events); stages are timed one by one, so they need not add up to the median\n" +
-		"recall: mean share of DSA's top-k each method keeps on the same synthetic FP8 inputs; speedup: DSA's median over the method's\n" +
+		"recall: mean share of DSA's top-k each method keeps on the same synthetic FP8 inputs; speedup: DSA's median over the method's;\n" +
+		"vs best DSA: the same against the faster of dsa and dsa+fused; +fused: the logits are filtered against a sampled threshold instead of written (kernels/fp8select.cu), same sets\n" +
 		"% tensor: logits TFLOP/s over the measured FP8 tensor rate; GB/s: the fewest bytes the pipeline must move over its median; % copy: that over the measured copy bandwidth"
 	if _, err := fmt.Fprintln(w, legend); err != nil {
 		return fmt.Errorf("kernel table: %w", err)
@@ -144,7 +149,7 @@ var kernelCSVHeader = []string{
 	"device", "model", "heads", "mode", "ctx", "rows", "method",
 	"median_ms", "min_ms", "max_ms",
 	"pooling_ms", "router_ms", "logits_ms", "topk_ms",
-	"logits_tflops", "tensor_pct", "gbs", "copy_pct", "recall", "speedup",
+	"logits_tflops", "tensor_pct", "gbs", "copy_pct", "recall", "speedup", "speedup_best_dsa", "fallback_rows",
 }
 
 // KernelCSV writes one record per case after a header row. Stage times a
@@ -176,7 +181,8 @@ func KernelCSV(w io.Writer, r *kernels.CompareReport) error {
 		if p, ok := share(c.LogitsTFLOPs, r.TensorTFLOPs); ok {
 			tpct = ftoa(p)
 		}
-		rec = append(rec, ftoa(c.LogitsTFLOPs), tpct, ftoa(c.GBs), pct, ftoa(c.Recall), ftoa(c.Speedup))
+		rec = append(rec, ftoa(c.LogitsTFLOPs), tpct, ftoa(c.GBs), pct, ftoa(c.Recall), ftoa(c.Speedup), ftoa(c.SpeedupBest),
+			strconv.Itoa(c.Fallbacks))
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("kernel csv: %w", err)
 		}
