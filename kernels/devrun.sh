@@ -25,7 +25,7 @@ for s in "${steps[@]}"; do
 		summary+=("tests: rc=$?  $(grep -cE '^--- PASS|^    --- PASS' "$out/test.log") passed, $(grep -cE -- '--- FAIL' "$out/test.log") failed")
 		;;
 	sanitize)
-		sub='TestGPUMatchesCPUSmall/.5_8_300_12_20./int|TestGPUTieBreaking|TestFP8PoolVariants|TestFP8RouterMatchesReference|TestFP8SelectMatchesReference/H=(64|8)/(prefill|decode)/k=128|TestFP8SelectFallback'
+		sub='TestGPUMatchesCPUSmall/.5_8_300_12_20./int|TestGPUTieBreaking|TestFP8PoolVariants|TestFP8RouterMatchesReference|TestFP8SelectMatchesReference/H=(64|8)/(prefill|decode)/k=128|TestFP8SelectFallback|TestFP8SelectPickPaths'
 		for tool in memcheck racecheck synccheck initcheck; do
 			run=$sub
 			[ $tool = memcheck ] && run="$sub|TestLogitsVersionsAgree|TestFP8LogitsMatchReference/v12/H=(64|8)/(tile|single)_ldeven|TestTopKFastRows/normal_oddld"

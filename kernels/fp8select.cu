@@ -29,37 +29,36 @@
 // and read once, ~8·(2k + 8S) per row (about 35 MB at 1024 rows, k 2048,
 // S 32) instead of 8·L (537 MB of logits written and read at L 65536).
 
-// fp8_sample_keys: grid (⌈Ns/256⌉, seqs); row j of sequence q of the sample
-// is key j·S of sequence q (Ns = ⌈N/S⌉ rows a sequence). Threads of the
-// first CTAs also write keS[m] = ⌈ke[m]/S⌉ and clear *fail.
+// fp8_sample_keys: grid (⌈max(8·Ns, M)/256⌉, seqs); thread i copies 16-byte
+// chunk i % 8 of row i / 8 of sequence q of the sample, key (i / 8)·S of
+// sequence q (Ns = ⌈N/S⌉ rows a sequence). Threads i < M of sequence 0 also
+// write keS[i] = ⌈ke[i]/S⌉, and thread 0 clears *fail.
 extern "C" __global__ void fp8_sample_keys(const unsigned char* __restrict__ k8, const float* __restrict__ ks,
                                            i64 N, i64 S, const int* __restrict__ ke, i64 M,
                                            unsigned char* __restrict__ k8s, float* __restrict__ kss,
                                            int* __restrict__ keS, int* __restrict__ fail) {
     const i64 Ns = (N + S - 1) / S, q = blockIdx.y;
-    const i64 j0 = (i64)blockIdx.x * 256;
-    // 8 threads a key row (16 bytes each), 32 rows a pass.
-    for (i64 i = threadIdx.x; i < 256 * 8; i += blockDim.x) {
-        const i64 j = j0 + i / 8, ch = i % 8;
-        if (j < Ns) {
-            const uint4 v = *((const uint4*)(k8 + (q * N + j * S) * 128) + ch);
-            *((uint4*)(k8s + (q * Ns + j) * 128) + ch) = v;
-            if (ch == 0) kss[q * Ns + j] = ks[q * N + j * S];
-        }
+    const i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x, j = i / 8, ch = i % 8;
+    if (j < Ns) {
+        const uint4 v = *((const uint4*)(k8 + (q * N + j * S) * 128) + ch);
+        *((uint4*)(k8s + (q * Ns + j) * 128) + ch) = v;
+        if (ch == 0) kss[q * Ns + j] = ks[q * N + j * S];
     }
     if (q == 0) {
-        const i64 m = j0 + threadIdx.x;
-        if (threadIdx.x < 256 && m < M) keS[m] = (int)((ke[m] + S - 1) / S);
-        if (blockIdx.x == 0 && threadIdx.x == 0) *fail = 0;
+        if (i < M) keS[i] = (int)((ke[i] + S - 1) / S);
+        if (i == 0) *fail = 0;
     }
 }
 
 // fp8_sample_kth: a warp per row, 4 a CTA. thr[m] = the r-th largest of the
-// sample's keS[m] logits by score_key, exactly: a binary search on the key,
-// one bit a pass, counting the logits at or above the candidate (held in
-// registers up to 32·FK_V of them, else re-read each pass), or −inf when
-// there are r or fewer.
+// sample's keS[m] logits by score_key, to FK_BITS bits of the key: a binary
+// search on the key, one bit a pass, counting the logits at or above the
+// candidate (held in registers up to 32·FK_V of them, else re-read each
+// pass); or −inf when there are r or fewer. The key's lower bits are left
+// zero, so the threshold is the lower edge of the r-th logit's bin (a
+// relative width of 2^-7 at 16 bits): at least r sample logits reach it.
 #define FK_V 64
+#define FK_BITS 16
 extern "C" __global__ void __launch_bounds__(128) fp8_sample_kth(const float* __restrict__ sample, i64 ld,
                                                                  const int* __restrict__ keS, i64 M, i64 r,
                                                                  float* __restrict__ thr) {
@@ -78,15 +77,15 @@ extern "C" __global__ void __launch_bounds__(128) fp8_sample_kth(const float* __
         u32 kv[FK_V];
 #pragma unroll
         for (int j = 0; j < FK_V; ++j) kv[j] = 32 * j + lane < n ? score_key(s[32 * j + lane]) : 0u;
-        for (int b = 31; b >= 0; --b) {
+        for (int b = 31; b >= 32 - FK_BITS; --b) {
             const u32 cand = key | (1u << b);
-            u32 c = 0u;
+            u32 c[4] = {0u, 0u, 0u, 0u};  // four chains, not one of FK_V adds
 #pragma unroll
-            for (int j = 0; j < FK_V; ++j) c += kv[j] >= cand;
-            if (__reduce_add_sync(0xffffffffu, c) >= (u32)r) key = cand;
+            for (int j = 0; j < FK_V; ++j) c[j & 3] += kv[j] >= cand;
+            if (__reduce_add_sync(0xffffffffu, c[0] + c[1] + c[2] + c[3]) >= (u32)r) key = cand;
         }
     } else {
-        for (int b = 31; b >= 0; --b) {
+        for (int b = 31; b >= 32 - FK_BITS; --b) {
             const u32 cand = key | (1u << b);
             u32 c = 0u;
             for (int j = lane; j < n; j += 32) c += score_key(__ldg(s + j)) >= cand;

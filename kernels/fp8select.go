@@ -119,18 +119,30 @@ func (d *device) fp8SelectRun(p *fp8Select, out buffer, outLd int, outCount buff
 
 // fp8SelectThreshold is steps 1–3: the sample, its logits, the thresholds.
 func (d *device) fp8SelectThreshold(p *fp8Select) error {
+	for _, f := range []func(*fp8Select) error{d.fp8SampleKeys, d.fp8SampleLogits, d.fp8SampleKth} {
+		if err := f(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *device) fp8SampleKeys(p *fp8Select) error {
+	a := p.a
+	gx := max((8*p.ns+255)/256, (a.M+255)/256)
+	return d.launch("fp8_sample_keys", dims{gx, p.seqs, 1}, 256, 0,
+		a.k8, a.ks, a.seqKeys, fp8SelectStride, a.ke, a.M, p.k8s, p.kss, p.keS, p.fail)
+}
+
+func (d *device) fp8SampleLogits(p *fp8Select) error {
 	a, S := p.a, fp8SelectStride
-	gx := max((p.ns+255)/256, (a.M+255)/256)
-	if err := d.launch("fp8_sample_keys", dims{gx, p.seqs, 1}, 256, 0,
-		a.k8, a.ks, a.seqKeys, S, a.ke, a.M, p.k8s, p.kss, p.keS, p.fail); err != nil {
-		return err
-	}
-	if err := d.fp8Logits(fp8Args{heads: a.heads, single: a.single, q8: a.q8, k8: p.k8s, ks: p.kss, w: a.w,
+	return d.fp8Logits(fp8Args{heads: a.heads, single: a.single, q8: a.q8, k8: p.k8s, ks: p.kss, w: a.w,
 		ke: p.keS, M: a.M, maxKe: (a.maxKe + S - 1) / S, ld: p.ldS, split: p.splitS,
-		rowsPerSeq: a.rowsPerSeq, seqKeys: p.ns, out: p.sample}); err != nil {
-		return err
-	}
-	return d.launch("fp8_sample_kth", dims{(a.M + 3) / 4, 1, 1}, 128, 0, p.sample, p.ldS, p.keS, a.M, p.r, p.thr)
+		rowsPerSeq: a.rowsPerSeq, seqKeys: p.ns, out: p.sample})
+}
+
+func (d *device) fp8SampleKth(p *fp8Select) error {
+	return d.launch("fp8_sample_kth", dims{(p.a.M + 3) / 4, 1, 1}, 128, 0, p.sample, p.ldS, p.keS, p.a.M, p.r, p.thr)
 }
 
 // fp8SelectScore is step 4: every logit, the survivors kept.
@@ -147,14 +159,24 @@ func (d *device) fp8SelectScore(p *fp8Select) error {
 // fp8SelectPick is steps 5–6: the selection from the survivors, and the
 // fallback that redoes every row when one failed.
 func (d *device) fp8SelectPick(p *fp8Select, out buffer, outLd int, outCount buffer) error {
+	if err := d.fp8PickPairs(p, out, outLd, outCount); err != nil {
+		return err
+	}
+	return d.fp8SelectFallback(p, out, outLd, outCount)
+}
+
+func (d *device) fp8PickPairs(p *fp8Select, out buffer, outLd int, outCount buffer) error {
+	a, nreg := p.a, p.parts*64
+	return d.launch("topk_fast_pairs", dims{a.M, 1, 1}, topkFastThreads, topkFastSmem(p.k)+4*(nreg+1),
+		p.pairs, p.capReg, p.counts, nreg, p.thr, a.ke, p.k, out, outLd, outCount, topkFastCap(p.k), p.fail)
+}
+
+// fp8SelectFallback launches the unfused pipeline gated on the failure
+// count: its CTAs return at once unless a row failed.
+func (d *device) fp8SelectFallback(p *fp8Select, out buffer, outLd int, outCount buffer) error {
 	a := p.a
 	qb, _, smem, err := fp8Layout(12, a.heads, a.single)
 	if err != nil {
-		return err
-	}
-	nreg := p.parts * 64
-	if err := d.launch("topk_fast_pairs", dims{a.M, 1, 1}, topkFastThreads, topkFastSmem(p.k)+4*(nreg+1),
-		p.pairs, p.capReg, p.counts, nreg, p.thr, a.ke, p.k, out, outLd, outCount, topkFastCap(p.k), p.fail); err != nil {
 		return err
 	}
 	if err := d.launch(fmt.Sprintf("fp8rg_logits_h%d_q%d", a.heads, qb), dims{(a.M + qb - 1) / qb, p.parts, 1}, fp8Threads, smem,

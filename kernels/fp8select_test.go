@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"gorgonia.org/cu"
@@ -33,7 +34,7 @@ func TestFP8SelectMatchesReference(t *testing.T) {
 			// group sees of a split: no region can overflow.
 			for _, kc := range []struct{ k, split int }{{512, 1024}, {128, 256}} {
 				t.Run(fmt.Sprintf("H=%d/%s/k=%d", H, mode, kc.k), func(t *testing.T) {
-					fails := fp8SelectCase(t, g, rng, H, mode, kc.k, kc.split, 0)
+					fails := fp8SelectCase(t, g, rng, H, mode, kc.k, kc.split, 0, 0)
 					if fails != 0 {
 						t.Errorf("%d rows went to the fallback on random inputs", fails)
 					}
@@ -46,7 +47,28 @@ func TestFP8SelectMatchesReference(t *testing.T) {
 	// keys (ties go to the lower index). The pairs still decide every row.
 	for _, mode := range []string{"prefill", "decode"} {
 		t.Run("repeated keys/"+mode, func(t *testing.T) {
-			if fails := fp8SelectCase(t, g, rng, 64, mode, 512, 1024, 97); fails != 0 {
+			if fails := fp8SelectCase(t, g, rng, 64, mode, 512, 1024, 97, 0); fails != 0 {
+				t.Errorf("%d rows went to the fallback", fails)
+			}
+		})
+	}
+}
+
+// TestFP8SelectPickPaths sets thresholds so low that every key survives,
+// so that rows longer than topk_fast_pairs' buffer take its streaming path
+// (with refills) instead of the direct copy.
+func TestFP8SelectPickPaths(t *testing.T) {
+	g := testGPU(t)
+	if g.d.info.Arch != "sm_90a" {
+		t.Skip("fused selection needs sm_90a")
+	}
+	rng := tkSeed(t)
+	defer func() { fp8SelectRank = 0 }()
+	fp8SelectRank = 1 << 30 // thresholds −inf
+	for _, mode := range []string{"prefill", "decode"} {
+		t.Run("all survive/"+mode, func(t *testing.T) {
+			// Rows of up to 12000+ keys against a buffer of 8320 at k 128.
+			if fails := fp8SelectCase(t, g, rng, 64, mode, 128, 1024, 0, 12000); fails != 0 {
 				t.Errorf("%d rows went to the fallback", fails)
 			}
 		})
@@ -70,7 +92,7 @@ func TestFP8SelectFallback(t *testing.T) {
 		for _, mode := range []string{"prefill", "decode"} {
 			t.Run(c.name+"/"+mode, func(t *testing.T) {
 				fp8SelectRank, fp8SelectCap = c.rank, c.cap
-				if fails := fp8SelectCase(t, g, rng, 64, mode, 256, 1024, 0); fails == 0 {
+				if fails := fp8SelectCase(t, g, rng, 64, mode, 256, 1024, 0, 0); fails == 0 {
 					t.Error("no row went to the fallback")
 				}
 			})
@@ -81,14 +103,14 @@ func TestFP8SelectFallback(t *testing.T) {
 // fp8SelectCase runs one random problem both ways, checks the fused sets
 // against the reference and returns the failure count.
 // With period > 0 the keys (and their scales) repeat with that period.
-func fp8SelectCase(t *testing.T, g *GPU, rng *rand.Rand, H int, mode string, k, split, period int) int {
+func fp8SelectCase(t *testing.T, g *GPU, rng *rand.Rand, H int, mode string, k, split, period, minN int) int {
 	t.Helper()
 	decode := mode == "decode"
 	var c *fp8Case
 	var N, M, seqs, rowsPerSeq int
 	if decode {
 		// One sequence of N keys a row.
-		M, N = 3+rng.IntN(4), 2000+rng.IntN(7000)
+		M, N = 3+rng.IntN(4), max(2000+rng.IntN(7000), minN)
 		c = newFP8Case(rng, H, N*M, M)
 		for m := range c.ke {
 			c.ke[m] = int32(1 + rng.IntN(N))
@@ -96,7 +118,7 @@ func fp8SelectCase(t *testing.T, g *GPU, rng *rand.Rand, H int, mode string, k, 
 		c.ke[M-1] = int32(N)
 		seqs, rowsPerSeq = M, 1
 	} else {
-		M, N = 20+rng.IntN(30), 2000+rng.IntN(7000)
+		M, N = 20+rng.IntN(30), max(2000+rng.IntN(7000), minN)
 		c = newFP8Case(rng, H, N, M)
 		seqs = 1
 	}
@@ -269,8 +291,13 @@ func BenchmarkFP8Select(b *testing.B) {
 					{"unfused logits", func() error { return g.d.fp8Logits(fa) }},
 					{"unfused topkFast", func() error { return g.d.topkFast(bl, N, buffer{}, 0, bke, M, K, bo, K, bc) }},
 					{"threshold", func() error { return g.d.fp8SelectThreshold(p) }},
+					{"· sample keys", func() error { return g.d.fp8SampleKeys(p) }},
+					{"· sample logits", func() error { return g.d.fp8SampleLogits(p) }},
+					{"· sample k-th", func() error { return g.d.fp8SampleKth(p) }},
 					{"filtered logits", func() error { return g.d.fp8SelectScore(p) }},
 					{"pick", func() error { return g.d.fp8SelectPick(p, bo, K, bc) }},
+					{"· pairs", func() error { return g.d.fp8PickPairs(p, bo, K, bc) }},
+					{"· fallback, gated off", func() error { return g.d.fp8SelectFallback(p, bo, K, bc) }},
 					{"fused total", func() error { return g.d.fp8SelectRun(p, bo, K, bc) }},
 					// The filter's cost without survivors: thresholds +inf.
 					{"filtered, none kept", func() error {
@@ -285,7 +312,7 @@ func BenchmarkFP8Select(b *testing.B) {
 					if err != nil {
 						return err
 					}
-					b.Logf("h=%d %-16s median %.1f µs (min %.1f, max %.1f)", heads, s.name, 1e3*median(ms), 1e3*slices.Min(ms), 1e3*slices.Max(ms))
+					b.Logf("h=%d %-21s median %.1f µs (min %.1f, max %.1f)", heads, s.name, 1e3*median(ms), 1e3*slices.Min(ms), 1e3*slices.Max(ms))
 				}
 				if err := g.d.fp8SelectRun(p, bo, K, bc); err != nil { // the thresholds again
 					return err
@@ -337,8 +364,10 @@ func BenchmarkFP8Select(b *testing.B) {
 				b.Logf("h=%d row 0: %d sample values differ from every %dth logit; threshold %v, the sample's %dth value %v; %d of %d logits reach it",
 					heads, diff, fp8SelectStride, thr[0], p.r, want[min(p.r, ns)-1], reach, c.ke[0])
 				qb := 128 / heads
-				for _, name := range []string{"fp8r_logits_h%d_q%d", "fp8rf_logits_h%d_q%d"} {
-					name = fmt.Sprintf(name, heads, qb)
+				for _, name := range []string{"fp8r_logits_h%d_q%d", "fp8rf_logits_h%d_q%d", "topk_fast_pairs"} {
+					if strings.Contains(name, "%") {
+						name = fmt.Sprintf(name, heads, qb)
+					}
 					f, err := g.d.function(name)
 					if err != nil {
 						return err

@@ -60,10 +60,14 @@
 #define TF_WIN (TF_BINS * 32)         // output bitmap window, in indices
 #define TF_SAMPLE 4096                // threshold-guess sample (8 per thread)
 
+// The kernels' dynamic shared memory (one declaration for all of them).
+extern __shared__ __align__(16) u32 tf_smem[];
+
 struct tf_state {
     u32 count;     // buffer fill
     u32 newCount;  // compaction fill
     u32 bin, r, cnt;
+    u32 kmax;  // topk_fast_pairs: the largest key
     u32 scan[33];
 };
 
@@ -199,22 +203,28 @@ __device__ __forceinline__ void tf_find(const u32* hist, u32 nb, u32 r, bool des
 
 // tf_select: over buffer entries [0, M) (M ≥ want), finds W = (T, iw) such
 // that the kept set {tf_sel(key, idx, T, iw)} holds at least want entries
-// and at most goal (goal ≥ want; exactly want when goal == want). Key digits
-// [20,32), [8,20), [0,8) descending, then index digits ascending among the
-// entries whose key is T. Returns T << 32 | iw. Every thread calls it.
+// and at most goal (goal ≥ want; exactly want when goal == want). The key
+// digits are those of v = key − base over its low hb bits, 12 at a time from
+// the top, then index digits ascending among the entries whose key is T;
+// entries with keys below base are never counted (the caller knows at least
+// want entries reach it). base 0 and hb 32 take the key digits [20,32),
+// [8,20), [0,8). Returns T << 32 | iw. Every thread calls it.
 __device__ __forceinline__ u64 tf_select(const u32* bk, const u32* bi, u32 M, u32 want, u32 goal, u32 maxIdx,
-                                         u32* hist, tf_state* st) {
+                                         u32* hist, tf_state* st, u32 base = 0u, int hb = 32) {
     const u32 t = threadIdx.x;
     u32 prefix = 0u, pmask = 0u, r = want, kept;
+    int shift = hb;
 #pragma unroll 1
-    for (int pass = 0; pass < 3; ++pass) {
-        const int shift = pass == 0 ? 20 : (pass == 1 ? 8 : 0);
-        const u32 nb = pass == 2 ? 256u : 4096u;
+    while (shift > 0) {
+        const int width = min(12, shift);
+        shift -= width;
+        const u32 nb = 1u << width;
         for (u32 b = t; b < nb; b += TF_THREADS) hist[b] = 0u;
         __syncthreads();
         for (u32 e = t; e < M; e += TF_THREADS) {
             const u32 key = tf_key(bk[e]);
-            if ((key & pmask) == prefix) atomicAdd(&hist[(key >> shift) & (nb - 1u)], 1u);
+            const u32 v = key - base;
+            if (key >= base && (v & pmask) == prefix) atomicAdd(&hist[(v >> shift) & (nb - 1u)], 1u);
         }
         __syncthreads();
         tf_find(hist, nb, r, true, st);
@@ -223,13 +233,13 @@ __device__ __forceinline__ u64 tf_select(const u32* bk, const u32* bi, u32 M, u3
         prefix |= bin << shift;
         pmask |= (nb - 1u) << shift;
         kept = want - r + cnt;
-        if (kept <= goal) return (u64)prefix << 32 | 0xffffffffu;
+        if (kept <= goal) return (u64)(base + prefix) << 32 | 0xffffffffu;
     }
-    // The key is exact (T = prefix) and more entries equal it than are
-    // needed: the r lowest indices among them.
-    const u32 T = prefix;
+    // The key is exact (T = base + prefix) and more entries equal it than
+    // are needed: the r lowest indices among them.
+    const u32 T = base + prefix;
     u32 ip = 0u, imask = 0u;
-    int shift = maxIdx >= (1u << 24) ? 24 : (maxIdx >= (1u << 12) ? 12 : 0);
+    shift = maxIdx >= (1u << 24) ? 24 : (maxIdx >= (1u << 12) ? 12 : 0);
 #pragma unroll 1
     for (;; shift -= 12) {
         for (u32 b = t; b < TF_BINS; b += TF_THREADS) hist[b] = 0u;
@@ -328,18 +338,16 @@ __device__ __forceinline__ u32 tf_write_sorted(const u32* bk, const u32* bi, u32
         guessed = false;                                                       \
     }
 
-extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
-topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__ cand, i64 candLd,
-               const int* __restrict__ lens, i64 k, int* __restrict__ out, i64 outLd,
-               int* __restrict__ outCount, i64 parts, i64 cap, i64 flags, const int* __restrict__ gate) {
-    if (gate && *gate == 0) return;  // a fallback launch with nothing to redo
-    extern __shared__ __align__(16) u32 tf_smem[];
-    __shared__ tf_state st;
+// tf_row is topk_fast_rows for one row (segment part of it); tf_smem and st
+// are the CTA's.
+__device__ __forceinline__ void tf_row(const float* __restrict__ scores, i64 ld, const int* __restrict__ cand,
+                                       i64 candLd, const int* __restrict__ lens, i64 k, int* __restrict__ out,
+                                       i64 outLd, int* __restrict__ outCount, i64 parts, i64 cap, i64 flags,
+                                       tf_state& st, i64 row, i64 part) {
     u32* hist = tf_smem;            // TF_BINS words; the output bitmap at the end
     u32* bk = tf_smem + TF_BINS;    // cap float bits
     u32* bi = bk + cap;             // cap indices (row index, or candidate position)
 
-    const i64 row = blockIdx.x, part = blockIdx.y;
     const i64 n = lens[row];
     i64 P = 1;
     if (parts > 1) {
@@ -353,10 +361,6 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
     int* o = out + row * outLd + part * k;
     if (part == 0 && threadIdx.x == 0) outCount[row] = (int)(P == 1 ? (n < k ? n : k) : P * k);
     const int len = hi - lo;
-    if ((flags & 64) && (i64)len <= k) {  // keep every key
-        if (threadIdx.x == 0) o[0] = __float_as_int(-__int_as_float(0x7f800000));
-        return;
-    }
     if ((i64)len <= k) {
         for (int i = lo + (int)threadIdx.x; i < hi; i += TF_THREADS) o[i - lo] = c ? c[i] : i;
         return;
@@ -506,10 +510,6 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
     const u64 W = tf_select(bk, bi, M, K, K, maxIdx, hist, &st);
     T = (u32)(W >> 32);
     iw = (u32)W;
-    if (flags & 64) {  // the k-th value itself (fp8select.cu's threshold)
-        if (threadIdx.x == 0) o[0] = __float_as_int(tf_key_float(T));
-        return;
-    }
 
     const u32 written = tf_write_sorted(bk, bi, M, T, iw, lo, hi, hist, &st, o);
     const u32 t = threadIdx.x;
@@ -519,6 +519,32 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
         // independent, where the loop above would chain up to 64 of them).
         __syncthreads();
         for (u32 p = t; p < written; p += TF_THREADS) o[p] = c[o[p]];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
+topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__ cand, i64 candLd,
+               const int* __restrict__ lens, i64 k, int* __restrict__ out, i64 outLd,
+               int* __restrict__ outCount, i64 parts, i64 cap, i64 flags) {
+    __shared__ tf_state st;
+    tf_row(scores, ld, cand, candLd, lens, k, out, outLd, outCount, parts, cap, flags, st, blockIdx.x,
+           blockIdx.y);
+}
+
+// topk_fast_rows_gated: the same, only when *gate is not zero (the fallback
+// of fp8select.cu), and persistent: a CTA takes rows blockIdx.x,
+// blockIdx.x + gridDim.x, …, so that the launch is one wave of CTAs that
+// return at once when the gate is closed.
+extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
+topk_fast_rows_gated(const float* __restrict__ scores, i64 ld, const int* __restrict__ cand, i64 candLd,
+                     const int* __restrict__ lens, i64 rows, i64 k, int* __restrict__ out, i64 outLd,
+                     int* __restrict__ outCount, i64 parts, i64 cap, i64 flags, const int* __restrict__ gate) {
+    if (*gate == 0) return;
+    __shared__ tf_state st;
+    for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+        tf_row(scores, ld, cand, candLd, lens, k, out, outLd, outCount, parts, cap, flags, st, row,
+               blockIdx.y);
+        __syncthreads();  // the next row reuses the shared memory
     }
 }
 
@@ -536,11 +562,10 @@ topk_fast_rows(const float* __restrict__ scores, i64 ld, const int* __restrict__
 // of them reach W. A row where either fails increments *fail and writes
 // nothing: the caller's fallback (the full logits and topk_fast_rows,
 // launched with gate = fail) redoes every row.
-extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
-topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restrict__ counts, i64 nreg,
-                const float* __restrict__ thr, const int* __restrict__ lens, i64 k, int* __restrict__ out, i64 outLd,
-                int* __restrict__ outCount, i64 cap, int* __restrict__ fail) {
-    extern __shared__ __align__(16) u32 tf_smem[];
+__device__ __forceinline__ void tf_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restrict__ counts,
+                                         i64 nreg, const float* __restrict__ thr, const int* __restrict__ lens, i64 k,
+                                         int* __restrict__ out, i64 outLd, int* __restrict__ outCount, i64 cap,
+                                         int* __restrict__ fail) {
     __shared__ tf_state st;
     u32* hist = tf_smem;
     u32* bk = tf_smem + TF_BINS;
@@ -563,7 +588,10 @@ topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restri
     u32 T = score_key(thr[row]), iw = 0xffffffffu;
     float thrF = tf_key_float(T);
     bool over = false, guessed = true;
-    if (tid == 0) st.count = 0u;
+    if (tid == 0) {
+        st.count = 0u;
+        st.kmax = 0u;
+    }
     // Region starts: thread t sums regions [t·E, t·E + E).
     const int R = (int)nreg, E = (R + TF_THREADS - 1) / TF_THREADS;
     const int* cr = counts + row * nreg;
@@ -591,6 +619,7 @@ topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restri
         // w, w + 16, … (four at a time, so that their loads overlap) to
         // their places; then the threshold is verified as below.
         const int warp = tid >> 5, lane = tid & 31;
+        u32 kmax = 0u;
         for (int g0 = warp; g0 < R; g0 += 4 * (TF_THREADS / 32)) {
             uint2 x[4];
             u32 at[4], n4[4];
@@ -606,15 +635,23 @@ topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restri
                 if ((u32)lane < n4[u]) {
                     bk[at[u] + lane] = x[u].x;
                     bi[at[u] + lane] = x[u].y;
+                    kmax = max(kmax, tf_key(x[u].x));
                 }
                 const int g = g0 + u * (TF_THREADS / 32);
                 for (u32 i = 32u + (u32)lane; i < n4[u]; i += 32u) {
                     const uint2 y = __ldcs(src + (i64)g * capReg + i);
                     bk[at[u] + i] = y.x;
                     bi[at[u] + i] = y.y;
+                    kmax = max(kmax, tf_key(y.x));
                 }
             }
         }
+#if __CUDA_ARCH__ >= 800
+        kmax = __reduce_max_sync(0xffffffffu, kmax);
+#else
+        for (int o = 16; o > 0; o >>= 1) kmax = max(kmax, __shfl_xor_sync(0xffffffffu, kmax, o));
+#endif
+        if (lane == 0) atomicMax(&st.kmax, kmax);
         u32 c = 0u;
         __syncthreads();
         for (u32 e = (u32)tid; e < total; e += TF_THREADS) c += tf_key(bk[e]) >= T;
@@ -624,7 +661,11 @@ topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restri
             if (tid == 0) atomicAdd(fail, 1);
             return;
         }
-        const u64 W = tf_select(bk, bi, total, K, K, maxIdx, hist, &st);
+        // Every kept key lies in [T, kmax]: its digits start at the top bit
+        // of the range, so the first pass spreads the entries over up to
+        // 4096 bins instead of the few that their shared high bits fill.
+        const u32 span = st.kmax - T;
+        const u64 W = tf_select(bk, bi, total, K, K, maxIdx, hist, &st, T, span ? 32 - __clz(span) : 0);
         tf_write_sorted(bk, bi, total, (u32)(W >> 32), (u32)W, 0, n, hist, &st, o);
         return;
     }
@@ -659,4 +700,11 @@ topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restri
     const u32 M = st.count;
     const u64 W = tf_select(bk, bi, M, K, K, maxIdx, hist, &st);
     tf_write_sorted(bk, bi, M, (u32)(W >> 32), (u32)W, 0, n, hist, &st, o);
+}
+
+extern "C" __global__ void __launch_bounds__(TF_THREADS, 2)
+topk_fast_pairs(const uint2* __restrict__ pairs, i64 capReg, const int* __restrict__ counts, i64 nreg,
+                const float* __restrict__ thr, const int* __restrict__ lens, i64 k, int* __restrict__ out, i64 outLd,
+                int* __restrict__ outCount, i64 cap, int* __restrict__ fail) {
+    tf_pairs(pairs, capReg, counts, nreg, thr, lens, k, out, outLd, outCount, cap, fail);
 }

@@ -77,9 +77,19 @@ func (d *device) topkFastGated(scores buffer, ld int, cand buffer, candLd int, l
 		flags = 0
 	}
 	flags |= topkFastDiag
+	// A gated launch is persistent (topk_fast_rows_gated): one wave of CTAs,
+	// which return at once while the gate is closed.
+	run := func(g dims, args ...any) error {
+		if gate.p == 0 {
+			return d.launch("topk_fast_rows", g, topkFastThreads, smem, args...)
+		}
+		rows := g[0]
+		g[0] = min(rows, max(2*d.info.SMs/g[1], 1))
+		a := append(append(append([]any{}, args[:5]...), rows), args[5:]...)
+		return d.launch("topk_fast_rows_gated", g, topkFastThreads, smem, append(a, gate)...)
+	}
 	if parts == 1 {
-		return d.launch("topk_fast_rows", dims{rows, 1, 1}, topkFastThreads, smem,
-			scores, ld, cand, candLd, lens, k, out, outLd, outCount, 1, capacity, flags, gate)
+		return run(dims{rows, 1, 1}, scores, ld, cand, candLd, lens, k, out, outLd, outCount, 1, capacity, flags)
 	}
 	w := parts * k
 	idxBytes := int64(rows) * int64(w) * 4
@@ -89,12 +99,10 @@ func (d *device) topkFastGated(scores buffer, ld int, cand buffer, candLd int, l
 	}
 	idx := buffer{p: scratch.p, bytes: idxBytes}
 	cnt := buffer{p: scratch.p + cu.DevicePtr(idxBytes), bytes: int64(rows) * 4}
-	if err := d.launch("topk_fast_rows", dims{rows, parts, 1}, topkFastThreads, smem,
-		scores, ld, cand, candLd, lens, k, idx, w, cnt, parts, capacity, flags, gate); err != nil {
+	if err := run(dims{rows, parts, 1}, scores, ld, cand, candLd, lens, k, idx, w, cnt, parts, capacity, flags); err != nil {
 		return err
 	}
-	return d.launch("topk_fast_rows", dims{rows, 1, 1}, topkFastThreads, smem,
-		scores, ld, idx, w, cnt, k, out, outLd, outCount, 1, capacity, flags, gate)
+	return run(dims{rows, 1, 1}, scores, ld, idx, w, cnt, k, out, outLd, outCount, 1, capacity, flags)
 }
 
 // topkFastNoGuess turns the sampled first threshold off (tests, benchmarks);
