@@ -422,7 +422,7 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 	// version 12 kernel runs: the same sets as the unfused pipelines (checked
 	// below) without writing the logits. The sample's logits and the
 	// threshold, and the pick from the survivors, are booked as top-k.
-	if d.fp8Version() == 12 && d.info.Arch == "sm_90a" {
+	if !o.NoFused && d.fp8Version() == 12 && d.info.Arch == "sm_90a" {
 		dsaA := fp8Args{heads: H, single: decode, q8: b.q8, k8: b.k8, ks: b.ks, w: b.wEff, ke: b.ke,
 			M: rows, maxKe: maxKe, ld: ld, split: split(H, decode), rowsPerSeq: rowsPerSeq, seqKeys: N, out: b.logits}
 		misaA := dsaA

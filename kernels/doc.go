@@ -17,8 +17,10 @@
 //   - GPU.CompareDSA, `misabench kernel --compare-dsa`: the fast path on
 //     the tensor cores (FP8 logits fp8logits.cu, pooling and router
 //     fp8router.cu, top-k topkfast.cu) timed stage by stage against the
-//     card's measured copy bandwidth and FP8 tensor rate (peak.cu); bf16
-//     logits (logitsbf16.cu) are tested and benchmarked beside it.
+//     card's measured copy bandwidth and FP8 tensor rate (peak.cu), and the
+//     same selections fused (fp8select.cu: the logits filtered against a
+//     sampled threshold instead of written); bf16 logits (logitsbf16.cu)
+//     are tested and benchmarked beside it.
 //
 // Each kernel family lives in one .cu file whose header comment gives its
 // FLOP and byte counts; the Go code that launches it sits beside it in the

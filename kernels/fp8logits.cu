@@ -7,6 +7,8 @@
 // top-k reads only s < ke[m]. q's per-(row, head) scale is folded into w, as
 // DeepSeek's indexer does. DSA calls it with all H heads; MISA with each
 // row's routed heads gathered into a [M][h][128] tensor (fp8route.cu).
+// Version 12's body also has a filtering form (FT, fp8select.cu) that keeps
+// only the keys whose logit reaches a per-row threshold instead of storing.
 //
 // FLOPs: 2·HEADS·128 per (row, key): 1.10e12 for DSA at 1024 rows × 65536
 //   keys × 64 heads, 1.37e11 for MISA h = 8.

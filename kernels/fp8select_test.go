@@ -22,11 +22,33 @@ import (
 // failure count and from the full-logits buffer, still poisoned afterwards;
 // TestFP8SelectFallback forces it to run.
 
-func TestFP8SelectMatchesReference(t *testing.T) {
+// fp8SelectGPU is the test GPU, or a skip where fused selection cannot run.
+func fp8SelectGPU(t *testing.T) *GPU {
 	g := testGPU(t)
 	if g.d.info.Arch != "sm_90a" {
 		t.Skip("fused selection needs sm_90a")
 	}
+	return g
+}
+
+// fp8SelectModes runs run as subtests name/prefill and name/decode, and
+// checks that rows went to the fallback, or that none did.
+func fp8SelectModes(t *testing.T, name string, wantFallback bool, run func(t *testing.T, mode string) int) {
+	for _, mode := range []string{"prefill", "decode"} {
+		t.Run(name+"/"+mode, func(t *testing.T) {
+			fails := run(t, mode)
+			if wantFallback && fails == 0 {
+				t.Error("no row went to the fallback")
+			}
+			if !wantFallback && fails != 0 {
+				t.Errorf("%d rows went to the fallback", fails)
+			}
+		})
+	}
+}
+
+func TestFP8SelectMatchesReference(t *testing.T) {
+	g := fp8SelectGPU(t)
 	rng := tkSeed(t)
 	for _, H := range []int{64, 32, 8} {
 		for _, mode := range []string{"prefill", "decode"} {
@@ -45,41 +67,27 @@ func TestFP8SelectMatchesReference(t *testing.T) {
 	// Structured: the keys repeat with a period of 97, so every logit ties
 	// with those of the same key phase and the k-th score is shared by many
 	// keys (ties go to the lower index). The pairs still decide every row.
-	for _, mode := range []string{"prefill", "decode"} {
-		t.Run("repeated keys/"+mode, func(t *testing.T) {
-			if fails := fp8SelectCase(t, g, rng, 64, mode, 512, 1024, 97, 0); fails != 0 {
-				t.Errorf("%d rows went to the fallback", fails)
-			}
-		})
-	}
+	fp8SelectModes(t, "repeated keys", false, func(t *testing.T, mode string) int {
+		return fp8SelectCase(t, g, rng, 64, mode, 512, 1024, 97, 0)
+	})
 }
 
 // TestFP8SelectPickPaths sets thresholds so low that every key survives,
 // so that rows longer than topk_fast_pairs' buffer take its streaming path
 // (with refills) instead of the direct copy.
 func TestFP8SelectPickPaths(t *testing.T) {
-	g := testGPU(t)
-	if g.d.info.Arch != "sm_90a" {
-		t.Skip("fused selection needs sm_90a")
-	}
+	g := fp8SelectGPU(t)
 	rng := tkSeed(t)
 	defer func() { fp8SelectRank = 0 }()
 	fp8SelectRank = 1 << 30 // thresholds −inf
-	for _, mode := range []string{"prefill", "decode"} {
-		t.Run("all survive/"+mode, func(t *testing.T) {
-			// Rows of up to 12000+ keys against a buffer of 8320 at k 128.
-			if fails := fp8SelectCase(t, g, rng, 64, mode, 128, 1024, 0, 12000); fails != 0 {
-				t.Errorf("%d rows went to the fallback", fails)
-			}
-		})
-	}
+	// Rows of up to 12000+ keys against a buffer of 8320 at k 128.
+	fp8SelectModes(t, "all survive", false, func(t *testing.T, mode string) int {
+		return fp8SelectCase(t, g, rng, 64, mode, 128, 1024, 0, 12000)
+	})
 }
 
 func TestFP8SelectFallback(t *testing.T) {
-	g := testGPU(t)
-	if g.d.info.Arch != "sm_90a" {
-		t.Skip("fused selection needs sm_90a")
-	}
+	g := fp8SelectGPU(t)
 	rng := tkSeed(t)
 	defer func() { fp8SelectRank, fp8SelectCap = 0, 0 }()
 	for _, c := range []struct {
@@ -89,14 +97,10 @@ func TestFP8SelectFallback(t *testing.T) {
 		{"threshold too high", 1, 0}, // the sample's best: ~S survivors < k
 		{"regions overflow", 0, 2},
 	} {
-		for _, mode := range []string{"prefill", "decode"} {
-			t.Run(c.name+"/"+mode, func(t *testing.T) {
-				fp8SelectRank, fp8SelectCap = c.rank, c.cap
-				if fails := fp8SelectCase(t, g, rng, 64, mode, 256, 1024, 0, 0); fails == 0 {
-					t.Error("no row went to the fallback")
-				}
-			})
-		}
+		fp8SelectModes(t, c.name, true, func(t *testing.T, mode string) int {
+			fp8SelectRank, fp8SelectCap = c.rank, c.cap
+			return fp8SelectCase(t, g, rng, 64, mode, 256, 1024, 0, 0)
+		})
 	}
 }
 
@@ -135,24 +139,9 @@ func fp8SelectCase(t *testing.T, g *GPU, rng *rand.Rand, H int, mode string, k, 
 	err := g.d.do(func() error {
 		var a arena
 		defer a.free()
-		var bq, bk, bks, bw, bke, bl, bo, bc buffer
-		var err error
-		for _, x := range []struct {
-			b     *buffer
-			bytes int
-		}{{&bq, len(c.q8)}, {&bk, len(c.k8)}, {&bks, 4 * len(c.ks)}, {&bw, 4 * len(c.w)}, {&bke, 4 * M},
-			{&bl, 4 * M * ld}, {&bo, 4 * M * outLd}, {&bc, 4 * M}} {
-			if err == nil {
-				*x.b, err = a.alloc(int64(x.bytes), "fused selection test")
-			}
-		}
+		bq, bk, bks, bw, bke, bl, bo, bc, err := fp8SelectBuffers(&a, c, H, M, ld, outLd)
 		if err != nil {
 			return err
-		}
-		for _, e := range []error{upload(bq, c.q8), upload(bk, c.k8), upload(bks, c.ks), upload(bw, c.w), upload(bke, c.ke)} {
-			if e != nil {
-				return e
-			}
 		}
 		fa := fp8Args{heads: H, single: decode, q8: bq, k8: bk, ks: bks, w: bw, ke: bke, M: M,
 			maxKe: int(slices.Max(c.ke)), ld: ld, split: split, rowsPerSeq: rowsPerSeq, seqKeys: N, out: bl}
@@ -237,6 +226,32 @@ func fp8SelectCase(t *testing.T, g *GPU, rng *rand.Rand, H int, mode string, k, 
 	return fails
 }
 
+// fp8SelectBuffers allocates in a, and fills, a problem's device buffers:
+// c's q8 and w for M rows of heads heads, keys, scales and key counts; the
+// full logits [M][ld] (poisoned: the test downloads its padding too), and
+// the sets [M][outLd] and their counts.
+func fp8SelectBuffers(a *arena, c *fp8Case, heads, M, ld, outLd int) (bq, bk, bks, bw, bke, bl, bo, bc buffer, err error) {
+	for _, x := range []struct {
+		b     *buffer
+		bytes int
+	}{{&bq, M * heads * 128}, {&bk, len(c.k8)}, {&bks, 4 * len(c.ks)}, {&bw, 4 * M * heads}, {&bke, 4 * M},
+		{&bl, 4 * M * ld}, {&bo, 4 * M * outLd}, {&bc, 4 * M}} {
+		if err == nil {
+			*x.b, err = a.alloc(int64(x.bytes), "fused selection test")
+		}
+	}
+	if err != nil {
+		return bq, bk, bks, bw, bke, bl, bo, bc, err
+	}
+	for _, e := range []error{upload(bq, c.q8[:M*heads*128]), upload(bk, c.k8), upload(bks, c.ks),
+		upload(bw, c.w[:M*heads]), upload(bke, c.ke[:M]), poison(bl, 0xFFFFFFFF)} {
+		if e != nil {
+			return bq, bk, bks, bw, bke, bl, bo, bc, e
+		}
+	}
+	return bq, bk, bks, bw, bke, bl, bo, bc, nil
+}
+
 // BenchmarkFP8Select times each step of the fused selection at the issue's
 // prefill shape (1024 rows at the end of 65536 keys, k 2048) for DSA's 64
 // heads and MISA's 8, beside the unfused logits kernel and topkFast it
@@ -256,24 +271,9 @@ func BenchmarkFP8Select(b *testing.B) {
 			err := g.d.do(func() error {
 				var a arena
 				defer a.free()
-				var bq, bk, bks, bw, bke, bl, bo, bc buffer
-				var err error
-				for _, x := range []struct {
-					b     *buffer
-					bytes int
-				}{{&bq, M * heads * 128}, {&bk, len(c.k8)}, {&bks, 4 * N}, {&bw, 4 * M * heads}, {&bke, 4 * M},
-					{&bl, 4 * M * N}, {&bo, 4 * M * K}, {&bc, 4 * M}} {
-					if err == nil {
-						*x.b, err = a.alloc(int64(x.bytes), "fused selection benchmark")
-					}
-				}
+				bq, bk, bks, bw, bke, bl, bo, bc, err := fp8SelectBuffers(&a, c, heads, M, N, K)
 				if err != nil {
 					return err
-				}
-				for _, e := range []error{upload(bq, c.q8[:M*heads*128]), upload(bk, c.k8), upload(bks, c.ks), upload(bw, c.w[:M*heads]), upload(bke, c.ke)} {
-					if e != nil {
-						return e
-					}
 				}
 				split := 0
 				if heads == 8 {

@@ -49,6 +49,11 @@
 // (2 × 512 threads, 64 registers each) fit on one SM; 176 KB (one CTA) at
 // k = 8192.
 //
+// topk_fast_pairs is the same selection over fp8select.cu's survivors
+// ((logit, key) pairs, ~2k a row) instead of a row of scores, and
+// topk_fast_rows_gated the persistent, gated form of topk_fast_rows that
+// fp8select.cu's fallback launches.
+//
 // Measured on one H200 (median of 20, NOTES.md "topkFast"): 1024 × 65536,
 // k 2048: 195 µs (topk_rows 670 µs, floor 62 µs); 64 × 131072: 88 µs
 // (topk_rows 197 µs). The streaming phase alone takes 157 µs (1.7 TB/s).

@@ -40,6 +40,9 @@ type CompareOptions struct {
 	// implementation (tools/reference/compare_torch.py) can recompute the
 	// same selections and recalls.
 	Dump string `json:"dump,omitempty"`
+	// NoFused leaves out the fused-selection rows (dsa+fused, misa+fused:
+	// fp8select.cu), which otherwise run where the version 12 kernel does.
+	NoFused bool `json:"no_fused,omitempty"`
 	// Progress is called after each case (model, mode, context).
 	Progress func(done, total int) `json:"-"`
 }

@@ -58,7 +58,7 @@ func TestKernelFlags(t *testing.T) {
 	o, code, msg = resolveKernel(t, "kernel", "--compare-dsa", "--models", "GLM-5", "--ctx", "8k,8192,128K, 16384 ,1m",
 		"--modes", "decode", "--rows", "512", "--batch", "8", "--topk", "1024", "--heads", "4", "--block", "512",
 		"--stage1", "4096", "--hisa-block", "64", "--hisa-blocks", "32", "--warmup", "0", "--reps", "5", "--seed", "7",
-		"--logits-kernel", "8", "--out", "x", "--format", "csv", "--device", "cpu")
+		"--logits-kernel", "8", "--fused=false", "--out", "x", "--format", "csv", "--device", "cpu")
 	if code != 0 {
 		t.Fatalf("code %d (%s)", code, msg)
 	}
@@ -69,7 +69,7 @@ func TestKernelFlags(t *testing.T) {
 	want = kernels.CompareOptions{
 		Models: []string{"glm-5"}, Contexts: []int{8192, 131072, 16384, 1 << 20}, Modes: []string{"decode"},
 		PrefillRows: 512, DecodeBatch: 8, TopK: 1024, Heads: 4, Block: 512, Stage1: 4096, HisaBlock: 64,
-		HisaBlocks: 32, Warmup: 0, Reps: 5, Seed: 7, LogitsKernel: 8,
+		HisaBlocks: 32, Warmup: 0, Reps: 5, Seed: 7, LogitsKernel: 8, NoFused: true,
 	}
 	if !equalCompareOptions(co, want) || o.Out != "x" || o.Format != "csv" {
 		t.Errorf("flags:\n got %+v (out %q, format %q)\nwant %+v", co, o.Out, o.Format, want)
@@ -98,7 +98,7 @@ func equalCompareOptions(a, b kernels.CompareOptions) bool {
 		a.PrefillRows == b.PrefillRows && a.DecodeBatch == b.DecodeBatch && a.TopK == b.TopK &&
 		a.Heads == b.Heads && a.Block == b.Block && a.Stage1 == b.Stage1 && a.HisaBlock == b.HisaBlock &&
 		a.HisaBlocks == b.HisaBlocks && a.Warmup == b.Warmup && a.Reps == b.Reps && a.Seed == b.Seed &&
-		a.LogitsKernel == b.LogitsKernel && a.Dump == b.Dump
+		a.LogitsKernel == b.LogitsKernel && a.Dump == b.Dump && a.NoFused == b.NoFused
 }
 
 func TestParseCtx(t *testing.T) {
