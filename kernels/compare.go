@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -422,17 +423,20 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 	// version 12 kernel runs: the same sets as the unfused pipelines (checked
 	// below) without writing the logits. The sample's logits and the
 	// threshold, and the pick from the survivors, are booked as top-k.
-	if !o.NoFused && d.fp8Version() == 12 && d.info.Arch == "sm_90a" {
+	if !o.NoFused {
 		dsaA := fp8Args{heads: H, single: decode, q8: b.q8, k8: b.k8, ks: b.ks, w: b.wEff, ke: b.ke,
 			M: rows, maxKe: maxKe, ld: ld, split: split(H, decode), rowsPerSeq: rowsPerSeq, seqKeys: N, out: b.logits}
 		misaA := dsaA
 		misaA.heads, misaA.q8, misaA.w, misaA.split = h, b.q8r, b.wr, split(h, decode)
 		sd, err := d.newFP8Select(&a, dsaA, in.seqs, K)
-		if err != nil {
-			return nil, err
+		var sm *fp8Select
+		if err == nil {
+			sm, err = d.newFP8Select(&a, misaA, in.seqs, K)
 		}
-		sm, err := d.newFP8Select(&a, misaA, in.seqs, K)
-		if err != nil {
+		switch {
+		case errors.Is(err, errFP8SelectUnsupported):
+			sd = nil // no fused rows here
+		case err != nil:
 			return nil, err
 		}
 		fused := func(p *fp8Select) []func() error {
@@ -440,13 +444,15 @@ func (d *device) compareOn(in *compareInputs, model, mode string, o *CompareOpti
 				func() error { return d.fp8SelectPick(p, b.set, K, b.cnt) }}
 		}
 		sampled := 1 + 1/float64(fp8SelectStride)
-		ms = append(ms,
-			method{name: "dsa+fused", heads: H, stages: []Stage{{Name: "topk"}, {Name: "logits"}, {Name: "topk"}},
-				fns: fused(sd), flops: ms[0].flops * sampled, bytes: keyBytes, result: b.set, sel: sd, same: ms[0].name},
-			method{name: ms[1].name + "+fused", heads: h,
-				stages: []Stage{{Name: "pooling"}, {Name: "router"}, {Name: "topk"}, {Name: "logits"}, {Name: "topk"}},
-				fns:    append([]func() error{misaPool, route}, fused(sm)...), flops: ms[1].flops * sampled, bytes: keyBytes,
-				result: b.set, sel: sm, same: ms[1].name})
+		if sd != nil {
+			ms = append(ms,
+				method{name: "dsa+fused", heads: H, stages: []Stage{{Name: "topk"}, {Name: "logits"}, {Name: "topk"}},
+					fns: fused(sd), flops: ms[0].flops * sampled, bytes: keyBytes, result: b.set, sel: sd, same: ms[0].name},
+				method{name: ms[1].name + "+fused", heads: h,
+					stages: []Stage{{Name: "pooling"}, {Name: "router"}, {Name: "topk"}, {Name: "logits"}, {Name: "topk"}},
+					fns:    append([]func() error{misaPool, route}, fused(sm)...), flops: ms[1].flops * sampled, bytes: keyBytes,
+					result: b.set, sel: sm, same: ms[1].name})
+		}
 	}
 
 	var dsaSets [][]int32

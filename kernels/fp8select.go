@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 
 	"gorgonia.org/cu"
@@ -18,6 +19,11 @@ const fp8SelectStride = 32
 // fp8SelectRank and fp8SelectCap replace r and capReg when positive
 // (tests: a threshold too high, regions too small, so that rows fail).
 var fp8SelectRank, fp8SelectCap int
+
+// errFP8SelectUnsupported marks a problem fused selection does not run:
+// another logits kernel or card, or a k whose pick buffer does not fit in
+// shared memory. CompareDSA then leaves the fused rows out.
+var errFP8SelectUnsupported = errors.New("kernels: fused selection unsupported")
 
 // fp8Select is one problem's plan and scratch: the sample cache and logits,
 // the thresholds, the survivor regions and the failure count.
@@ -40,7 +46,7 @@ type fp8Select struct {
 // logits, which only the fallback writes) and allocates its scratch in ar.
 func (d *device) newFP8Select(ar *arena, a fp8Args, seqs, k int) (*fp8Select, error) {
 	if d.fp8Version() != 12 || d.info.Arch != "sm_90a" {
-		return nil, fmt.Errorf("kernels: fused selection needs the version 12 FP8 logits kernel on sm_90a (this run: version %d on %s)", d.fp8Version(), d.info.Arch)
+		return nil, fmt.Errorf("%w: it needs the version 12 FP8 logits kernel on sm_90a (this run: version %d on %s)", errFP8SelectUnsupported, d.fp8Version(), d.info.Arch)
 	}
 	if a.kidx.p != 0 || a.nostore {
 		return nil, fmt.Errorf("kernels: fused selection scores whole key ranges, not candidate lists")
@@ -80,6 +86,9 @@ func (d *device) newFP8Select(ar *arena, a fp8Args, seqs, k int) (*fp8Select, er
 	p.capReg = min((p.split+63)/64+2, max(k/8, 64))
 	if uint64(256*p.parts)*uint64(p.capReg) >= 1<<32 {
 		return nil, fmt.Errorf("kernels: fused selection: %d key splits of %d keys are too many for one row", p.parts, p.split)
+	}
+	if smem := topkFastSmem(k) + 4*(64*p.parts+1); smem+256 > d.smemOptin {
+		return nil, fmt.Errorf("%w: picking %d of a row needs %d bytes of shared memory; %s allows %d", errFP8SelectUnsupported, k, smem, d.info.Name, d.smemOptin)
 	}
 	if fp8SelectCap > 0 {
 		p.capReg = fp8SelectCap
